@@ -67,7 +67,9 @@ int cli_main_standard_only(const CliProgram *p, int argc, char **argv) {
                 return 2;
         if (action == CLI_EXIT)
                 return 0;
-        fprintf(stderr, _("%s: this version only answers --help and --version; its own functions are not built yet.\n"),
+        fprintf(stderr,
+                _("%s: this version only answers --help and --version; its own functions are not built "
+                  "yet.\n"),
                 p->name);
         return 1;
 }

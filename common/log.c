@@ -82,7 +82,11 @@ int log_target_from_string(const char *s, LogTarget *ret_target) {
 }
 
 static void log_to_stderr(int level, const char *const *fields, const char *msg) {
-        fprintf(stderr, "%s: %s%s", log_ident, level <= LOG_ERR ? "error: " : level == LOG_WARNING ? "warning: " : "", msg);
+        fprintf(stderr, "%s: %s%s", log_ident,
+                level <= LOG_ERR       ? "error: "
+                : level == LOG_WARNING ? "warning: "
+                                       : "",
+                msg);
         for (size_t i = 0; fields && fields[i]; i++)
                 fprintf(stderr, "%s%s", i == 0 ? " [" : " ", fields[i]);
         fputs(fields && fields[0] ? "]\n" : "\n", stderr);
@@ -95,17 +99,17 @@ static void log_to_journal(int level, int error, const char *const *fields, cons
 
         snprintf(prio, sizeof prio, "PRIORITY=%d", level);
         snprintf(ident, sizeof ident, "SYSLOG_IDENTIFIER=%s", log_ident);
-        iov[n++] = (struct iovec) { prio, strlen(prio) };
-        iov[n++] = (struct iovec) { ident, strlen(ident) };
+        iov[n++] = (struct iovec){ prio, strlen(prio) };
+        iov[n++] = (struct iovec){ ident, strlen(ident) };
         if (error) {
                 snprintf(err, sizeof err, "ERRNO=%d", error);
-                iov[n++] = (struct iovec) { err, strlen(err) };
+                iov[n++] = (struct iovec){ err, strlen(err) };
         }
         for (size_t i = 0; fields && fields[i] && i < LOG_MAX_FIELDS; i++)
-                iov[n++] = (struct iovec) { (void *) fields[i], strlen(fields[i]) };
+                iov[n++] = (struct iovec){ (void *) fields[i], strlen(fields[i]) };
         if (asprintf(&m, "MESSAGE=%s", msg) < 0)
                 return;
-        iov[n++] = (struct iovec) { m, strlen(m) };
+        iov[n++] = (struct iovec){ m, strlen(m) };
         /* The journal may be gone (early boot, containers): then stderr. */
         if (sd_journal_sendv(iov, (int) n) < 0)
                 log_to_stderr(level, fields, msg);

@@ -32,12 +32,11 @@ int log_target_from_string(const char *s, LogTarget *ret_target);
  * "KEY=value" strings, or NULL). error, when non-zero, is an errno (sign
  * ignored) recorded as ERRNO= and appended as ": strerror". Returns -|error|
  * so callers can write `return log_error_errno(r, ...)`. */
-int log_fields(int level, int error, const char *const *fields, const char *format, ...)
-        _printf_(4, 5);
+int log_fields(int level, int error, const char *const *fields, const char *format, ...) _printf_(4, 5);
 int log_fieldsv(int level, int error, const char *const *fields, const char *format, va_list ap)
         _printf_(4, 0);
 
-#define LOG_FIELDS(...) ((const char *const[]) { __VA_ARGS__, NULL })
+#define LOG_FIELDS(...) ((const char *const[]){ __VA_ARGS__, NULL })
 
 #define log_full_errno(level, error, ...) log_fields((level), (error), NULL, __VA_ARGS__)
 #define log_debug(...) log_full_errno(LOG_DEBUG, 0, __VA_ARGS__)

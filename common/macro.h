@@ -22,18 +22,18 @@
                 _taken_;                     \
         })
 
-#define TAKE_FD(fd)                   \
-        ({                            \
+#define TAKE_FD(fd)                    \
+        ({                             \
                 int _taken_fd_ = (fd); \
-                (fd) = -1;            \
-                _taken_fd_;           \
+                (fd) = -1;             \
+                _taken_fd_;            \
         })
 
 /* Declares name##p(type *) calling func on a non-NULL value. */
-#define DEFINE_TRIVIAL_CLEANUP_FUNC(type, func)          \
-        static inline void func##p(type *p) {            \
-                if (*p)                                  \
-                        func(*p);                        \
+#define DEFINE_TRIVIAL_CLEANUP_FUNC(type, func) \
+        static inline void func##p(type *p) {   \
+                if (*p)                         \
+                        func(*p);               \
         }
 
 static inline void freep(void *p) {

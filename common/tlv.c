@@ -152,7 +152,7 @@ static int check_tag(TlvWriter *w, uint32_t tag) {
 }
 
 void tlv_writer_init(TlvWriter *w, uint8_t *buf, size_t cap) {
-        *w = (TlvWriter) { .buf = buf, .cap = buf ? cap : 0 };
+        *w = (TlvWriter){ .buf = buf, .cap = buf ? cap : 0 };
 }
 
 int tlv_put(TlvWriter *w, uint32_t tag, const void *value, size_t len) {

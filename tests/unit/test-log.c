@@ -53,7 +53,8 @@ static void test_stderr_format(void) {
         ASSERT_STREQ(capture_stderr(emit_error),
                      "test-log: error: cannot open x.conf: No such file or directory\n"
                      "test-log: warning: portal gone: Broken pipe\n");
-        ASSERT_STREQ(capture_stderr(emit_fields), "test-log: renewed [KEYRENEW_TOKEN=1234 KEYRENEW_ORDER=7]\n");
+        ASSERT_STREQ(capture_stderr(emit_fields),
+                     "test-log: renewed [KEYRENEW_TOKEN=1234 KEYRENEW_ORDER=7]\n");
         ASSERT_STREQ(capture_stderr(emit_filtered), "");
 }
 

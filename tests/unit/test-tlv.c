@@ -23,7 +23,7 @@ static void test_short_and_long_lengths(void) {
         Tlv t;
 
         /* 1-byte length */
-        ASSERT_EQ(tlv_parse_single((const uint8_t[]) { 0x53, 0x02, 0xAA, 0xBB }, 4, &t), 0);
+        ASSERT_EQ(tlv_parse_single((const uint8_t[]){ 0x53, 0x02, 0xAA, 0xBB }, 4, &t), 0);
         ASSERT_EQ(t.tag, 0x53);
         ASSERT_EQ(t.length, 2);
         ASSERT_EQ(t.value[1], 0xBB);
@@ -41,12 +41,12 @@ static void test_short_and_long_lengths(void) {
         ASSERT_EQ(t.length, 0x100);
 
         /* BER allows a non-minimal long form: some cards send 81 05. */
-        ASSERT_EQ(tlv_parse_single((const uint8_t[]) { 0x01, 0x81, 0x01, 0x07 }, 4, &t), 0);
+        ASSERT_EQ(tlv_parse_single((const uint8_t[]){ 0x01, 0x81, 0x01, 0x07 }, 4, &t), 0);
         ASSERT_EQ(t.length, 1);
         ASSERT_EQ(t.value[0], 7);
 
         /* zero length */
-        ASSERT_EQ(tlv_parse_single((const uint8_t[]) { 0x53, 0x00 }, 2, &t), 0);
+        ASSERT_EQ(tlv_parse_single((const uint8_t[]){ 0x53, 0x00 }, 2, &t), 0);
         ASSERT_EQ(t.length, 0);
 }
 
@@ -72,7 +72,7 @@ static void test_multibyte_tags(void) {
         ASSERT_EQ(t.length, 3);
 
         /* 0x5FC105 is itself a three-byte tag, as PIV writes it in PUT DATA */
-        ASSERT_EQ(tlv_parse_single((const uint8_t[]) { 0x5F, 0xC1, 0x05, 0x00 }, 4, &t), 0);
+        ASSERT_EQ(tlv_parse_single((const uint8_t[]){ 0x5F, 0xC1, 0x05, 0x00 }, 4, &t), 0);
         ASSERT_EQ(t.tag, 0x5FC105);
 
         ASSERT_EQ(tlv_parse_single(pubkey, sizeof pubkey, &t), 0);
@@ -87,25 +87,25 @@ static void test_multibyte_tags(void) {
 
 static void test_malformed(void) {
         /* truncated tag: multi-byte tag with nothing after its first byte */
-        expect_malformed((const uint8_t[]) { 0x5F }, 1);
+        expect_malformed((const uint8_t[]){ 0x5F }, 1);
         /* truncated tag: continuation bit set on the last byte */
-        expect_malformed((const uint8_t[]) { 0x5F, 0xC1 }, 2);
+        expect_malformed((const uint8_t[]){ 0x5F, 0xC1 }, 2);
         /* tag of four bytes */
-        expect_malformed((const uint8_t[]) { 0x5F, 0x81, 0x81, 0x01, 0x00 }, 5);
+        expect_malformed((const uint8_t[]){ 0x5F, 0x81, 0x81, 0x01, 0x00 }, 5);
         /* no length at all */
-        expect_malformed((const uint8_t[]) { 0x53 }, 1);
+        expect_malformed((const uint8_t[]){ 0x53 }, 1);
         /* truncated long lengths */
-        expect_malformed((const uint8_t[]) { 0x53, 0x81 }, 2);
-        expect_malformed((const uint8_t[]) { 0x53, 0x82, 0x01 }, 3);
-        expect_malformed((const uint8_t[]) { 0x53, 0x83, 0x00, 0x01 }, 4);
+        expect_malformed((const uint8_t[]){ 0x53, 0x81 }, 2);
+        expect_malformed((const uint8_t[]){ 0x53, 0x82, 0x01 }, 3);
+        expect_malformed((const uint8_t[]){ 0x53, 0x83, 0x00, 0x01 }, 4);
         /* indefinite length */
-        expect_malformed((const uint8_t[]) { 0x70, 0x80, 0x53, 0x00, 0x00, 0x00 }, 6);
+        expect_malformed((const uint8_t[]){ 0x70, 0x80, 0x53, 0x00, 0x00, 0x00 }, 6);
         /* length field of five bytes */
-        expect_malformed((const uint8_t[]) { 0x53, 0x84, 0x00, 0x00, 0x00, 0x01, 0xAA }, 7);
+        expect_malformed((const uint8_t[]){ 0x53, 0x84, 0x00, 0x00, 0x00, 0x01, 0xAA }, 7);
         /* lengths past the buffer, in each form */
-        expect_malformed((const uint8_t[]) { 0x53, 0x03, 0xAA, 0xBB }, 4);
-        expect_malformed((const uint8_t[]) { 0x53, 0x81, 0x90, 0xAA }, 4);
-        expect_malformed((const uint8_t[]) { 0x53, 0x82, 0xFF, 0xFF, 0xAA }, 5);
+        expect_malformed((const uint8_t[]){ 0x53, 0x03, 0xAA, 0xBB }, 4);
+        expect_malformed((const uint8_t[]){ 0x53, 0x81, 0x90, 0xAA }, 4);
+        expect_malformed((const uint8_t[]){ 0x53, 0x82, 0xFF, 0xFF, 0xAA }, 5);
 }
 
 static void test_trailing_data(void) {
@@ -142,7 +142,7 @@ static void test_find(void) {
         ASSERT_EQ(tlv_find(apt, sizeof apt, 0xAC, &t), 0);
         ASSERT_EQ(t.length, 3);
         ASSERT_EQ(tlv_find(apt, sizeof apt, 0x80, &t), -ENOENT); /* only nested */
-        ASSERT_EQ(tlv_find(bad, sizeof bad, 0x4F, &t), 0);        /* found before the bad part */
+        ASSERT_EQ(tlv_find(bad, sizeof bad, 0x4F, &t), 0);       /* found before the bad part */
         ASSERT_EQ(tlv_find(bad, sizeof bad, 0xAC, &t), -EBADMSG);
 }
 
