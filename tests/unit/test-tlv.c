@@ -22,8 +22,11 @@ static void test_short_and_long_lengths(void) {
         uint8_t buf[300];
         Tlv t;
 
+        static const uint8_t one[] = { 0x53, 0x02, 0xAA, 0xBB };
+        static const uint8_t nonminimal[] = { 0x01, 0x81, 0x01, 0x07 };
+
         /* 1-byte length */
-        ASSERT_EQ(tlv_parse_single((const uint8_t[]){ 0x53, 0x02, 0xAA, 0xBB }, 4, &t), 0);
+        ASSERT_EQ(tlv_parse_single(one, sizeof one, &t), 0);
         ASSERT_EQ(t.tag, 0x53);
         ASSERT_EQ(t.length, 2);
         ASSERT_EQ(t.value[1], 0xBB);
@@ -41,7 +44,7 @@ static void test_short_and_long_lengths(void) {
         ASSERT_EQ(t.length, 0x100);
 
         /* BER allows a non-minimal long form: some cards send 81 05. */
-        ASSERT_EQ(tlv_parse_single((const uint8_t[]){ 0x01, 0x81, 0x01, 0x07 }, 4, &t), 0);
+        ASSERT_EQ(tlv_parse_single(nonminimal, sizeof nonminimal, &t), 0);
         ASSERT_EQ(t.length, 1);
         ASSERT_EQ(t.value[0], 7);
 
