@@ -14,7 +14,7 @@ PACKAGES="
   pcscd pcsc-tools vsmartcard-vpcd yubico-piv-tool opensc opensc-pkcs11
   dbus util-linux procps
   python3 python3-pytest python3-dbusmock
-  pinentry-tty valgrind
+  pinentry-tty valgrind libxml2-utils
 "
 
 if [ "$(id -u)" -ne 0 ]; then
