@@ -10,6 +10,7 @@ PACKAGES="
   libpcsclite-dev libnotify-dev libjansson-dev libsqlite3-dev
   libmicrohttpd-dev libassuan-dev libgpg-error-dev
   libdbus-1-dev libpolkit-gobject-1-dev systemd
+  zlib1g-dev
   gettext
   pcscd pcsc-tools vsmartcard-vpcd yubico-piv-tool opensc opensc-pkcs11
   dbus util-linux procps
