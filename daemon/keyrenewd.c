@@ -1,14 +1,41 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-#include "cli.h"
+#include <signal.h>
+#include <stdlib.h>
+
+#include "config-file.h"
+#include "daemon.h"
 #include "i18n.h"
+#include "log.h"
+#include "macro.h"
+#include "options.h"
 
 int main(int argc, char **argv) {
-        static const CliProgram program = {
-                .name = "keyrenewd",
-                .summary = N_("Keeps the certificates on USB smart-card keys renewed (system daemon)."),
-                .notice = N_("Not built yet: watching readers, the D-Bus service and renewals come in later "
-                             "versions."),
-        };
+        _cleanup_free_ char *error = NULL;
+        CliAction action;
+        Options o;
+        Config c;
+        int r;
 
-        return cli_main_standard_only(&program, argc, argv);
+        i18n_init();
+        if (options_parse(argc, argv, &o, &action) < 0)
+                return 2;
+        if (action == CLI_EXIT)
+                return EXIT_SUCCESS;
+        log_setup("keyrenewd", o.log_target);
+
+        /* The default file may be missing (then the defaults hold); a file
+         * named on the command line must be there. */
+        r = config_load(o.config_path ? o.config_path : config_default_path(), o.config_path != NULL, &c,
+                        &error);
+        if (r < 0) {
+                log_error("%s", error);
+                return EXIT_FAILURE;
+        }
+        log_set_max_level(o.log_level >= 0 ? o.log_level : c.log_level);
+
+        /* A client that goes away mid-write must not take the daemon along. */
+        (void) signal(SIGPIPE, SIG_IGN);
+        r = daemon_run(o.bus);
+        config_done(&c);
+        return r;
 }

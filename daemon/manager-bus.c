@@ -1,0 +1,60 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include "manager-bus.h"
+
+#include "config.h"
+
+static int property_get_version(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        return sd_bus_message_append(reply, "s", PACKAGE_VERSION);
+}
+
+static int property_get_readers(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        int r;
+
+        r = sd_bus_message_open_container(reply, 'a', "s");
+        for (size_t i = 0; r >= 0 && i < m->n_readers; i++)
+                r = sd_bus_message_append(reply, "s", m->readers[i].name);
+        if (r < 0)
+                return r;
+        return sd_bus_message_close_container(reply);
+}
+
+static int property_get_pcsc_state(sd_bus *bus, const char *path, const char *interface,
+                                   const char *property, sd_bus_message *reply, void *userdata,
+                                   sd_bus_error *error) {
+        Manager *m = userdata;
+
+        return sd_bus_message_append(reply, "s", pcsc_state_to_string(m->pcsc_state));
+}
+
+static const sd_bus_vtable manager_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_PROPERTY("Version", "s", property_get_version, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Readers", "as", property_get_readers, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("PcscState", "s", property_get_pcsc_state, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_VTABLE_END,
+};
+
+int manager_bus_register(Manager *m) {
+        int r;
+
+        r = sd_bus_add_object_manager(m->bus, &m->object_manager_slot, MANAGER_BUS_PATH);
+        if (r < 0)
+                return r;
+        r = sd_bus_add_object_vtable(m->bus, &m->manager_slot, MANAGER_BUS_PATH, MANAGER_BUS_INTERFACE,
+                                     manager_vtable, m);
+        if (r < 0)
+                manager_bus_unregister(m);
+        return r;
+}
+
+void manager_bus_unregister(Manager *m) {
+        m->manager_slot = sd_bus_slot_unref(m->manager_slot);
+        m->object_manager_slot = sd_bus_slot_unref(m->object_manager_slot);
+}
+
+int manager_bus_emit_changed_strv(Manager *m, char **names) {
+        return sd_bus_emit_properties_changed_strv(m->bus, MANAGER_BUS_PATH, MANAGER_BUS_INTERFACE, names);
+}
