@@ -1,0 +1,155 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "assert.h"
+#include "macro.h"
+#include "scripted-card.h"
+#include "x509-info.h"
+
+/* The fixtures' dates (tests/data/README.md). */
+#define T_2021_01_01 1609459200
+#define T_2025_01_01 1735689600
+#define T_2027_01_01 1798761600
+
+static X509Info *parse_file(const char *name) {
+        _cleanup_free_ uint8_t *der = NULL;
+        X509Info *i = NULL;
+        size_t len;
+
+        der = read_test_file(name, &len);
+        ASSERT_EQ(x509_info_parse(der, len, &i), 0);
+        ASSERT_TRUE(i);
+        return i;
+}
+
+static void test_rsa2048(void) {
+        _cleanup_(x509_info_freep) X509Info *i = parse_file("rsa2048.der");
+
+        ASSERT_STREQ(i->subject, "CN=RSA Signer,O=keyrenew tests,C=CN");
+        ASSERT_STREQ(i->issuer, "CN=keyrenew Test CA,O=keyrenew tests,C=CN");
+        ASSERT_STREQ(i->serial, "1001");
+        ASSERT_EQ(i->not_before, T_2025_01_01);
+        ASSERT_EQ(i->not_after, T_2027_01_01);
+        ASSERT_STREQ(i->key_type, "rsa");
+        ASSERT_EQ(i->key_bits, 2048);
+        ASSERT_TRUE(!i->curve);
+        ASSERT_STREQ(i->signature_algorithm, "RSA-SHA256");
+        ASSERT_TRUE(i->has_key_usage);
+        ASSERT_EQ(i->usage, X509_USAGE_SIGNING);
+        ASSERT_STREQ(x509_usage_to_string(i->usage), "signing");
+        /* Computed with dd | sha256sum, see tests/data/README.md. */
+        ASSERT_STREQ(i->issuer_hash, "10852997d7659ee5a7f086fcb86c74cf92558bff9ed3787f619ae9c3ea7ac404");
+        ASSERT_STREQ(i->fingerprint, "974c1f4b6d4879f2623a8ae437223b9c7bee9ac5c81d11dc616fb95bb2adf3b1");
+}
+
+static void test_ec(void) {
+        _cleanup_(x509_info_freep) X509Info *p256 = parse_file("ec-p256.der");
+        _cleanup_(x509_info_freep) X509Info *p384 = parse_file("ec-p384.der");
+        _cleanup_(x509_info_freep) X509Info *ca = parse_file("rsa-ca.der");
+
+        ASSERT_STREQ(p256->subject, "CN=李四 (加密),O=keyrenew tests,C=CN");
+        ASSERT_STREQ(p256->key_type, "ec");
+        ASSERT_EQ(p256->key_bits, 256);
+        ASSERT_STREQ(p256->curve, "P-256");
+        ASSERT_EQ(p256->usage, X509_USAGE_ENCRYPTION);
+        ASSERT_STREQ(x509_usage_to_string(p256->usage), "encryption");
+        ASSERT_STREQ(p256->serial, "1002");
+
+        ASSERT_STREQ(p384->key_type, "ec");
+        ASSERT_EQ(p384->key_bits, 384);
+        ASSERT_STREQ(p384->curve, "P-384");
+        /* No keyUsage extension: the key may be used for anything. */
+        ASSERT_TRUE(!p384->has_key_usage);
+        ASSERT_EQ(p384->usage, X509_USAGE_SIGNING | X509_USAGE_ENCRYPTION);
+        ASSERT_STREQ(p384->serial, "0a03");
+
+        /* Same issuer, same hash; and the CA's own subject is that issuer. */
+        ASSERT_STREQ(p256->issuer_hash, p384->issuer_hash);
+        ASSERT_STREQ(ca->issuer_hash, p256->issuer_hash);
+        /* keyCertSign alone is neither. */
+        ASSERT_EQ(ca->usage, 0);
+        ASSERT_STREQ(x509_usage_to_string(ca->usage), "");
+}
+
+static void test_sm2_and_chinese_names(void) {
+        _cleanup_(x509_info_freep) X509Info *i = parse_file("sm2.der");
+
+        ASSERT_STREQ(i->subject, "CN=张三,O=深圳市测试有限公司,C=CN");
+        ASSERT_STREQ(i->issuer, "CN=测试 SM2 CA,O=测试认证中心,C=CN");
+        ASSERT_STREQ(i->key_type, "sm2");
+        ASSERT_EQ(i->key_bits, 256);
+        ASSERT_STREQ(i->curve, "SM2");
+        ASSERT_STREQ(i->signature_algorithm, "SM2-SM3");
+        ASSERT_EQ(i->usage, X509_USAGE_SIGNING | X509_USAGE_ENCRYPTION);
+        ASSERT_STREQ(x509_usage_to_string(i->usage), "signing,encryption");
+        /* DER holds 00 C0 FF EE; the sign byte is not part of the serial. */
+        ASSERT_STREQ(i->serial, "c0ffee");
+        ASSERT_STREQ(i->issuer_hash, "fcf0fbd338f9595b544f6c86db15a5a361b005f0c57ac9f6816c232458500b16");
+        ASSERT_STREQ(i->fingerprint, "c3f02fdfbd8bb7f8e9c85bc01736ba154bac359aac1b21583af416654e9902fe");
+}
+
+static void test_days_left(void) {
+        _cleanup_(x509_info_freep) X509Info *expired = parse_file("expired.der");
+        _cleanup_(x509_info_freep) X509Info *i = parse_file("rsa2048.der");
+
+        ASSERT_EQ(expired->not_after, T_2021_01_01);
+        ASSERT_EQ(x509_info_days_left(expired, T_2021_01_01 - 1), 0);
+        ASSERT_EQ(x509_info_days_left(expired, T_2021_01_01), 0);
+        ASSERT_EQ(x509_info_days_left(expired, T_2021_01_01 + 1), -1);
+        ASSERT_EQ(x509_info_days_left(expired, T_2021_01_01 + 86400), -1);
+        ASSERT_EQ(x509_info_days_left(expired, T_2021_01_01 + 86401), -2);
+        ASSERT_EQ(x509_info_days_left(expired, T_2025_01_01), -1461);
+
+        ASSERT_EQ(x509_info_days_left(i, T_2027_01_01 - 30 * 86400), 30);
+        ASSERT_EQ(x509_info_days_left(i, T_2027_01_01 - 30 * 86400 + 1), 29);
+        ASSERT_EQ(x509_info_days_left(i, T_2025_01_01), 730);
+}
+
+static void expect_bad(const uint8_t *p, size_t n) {
+        X509Info *i = (X509Info *) 1;
+
+        ASSERT_EQ(x509_info_parse(p, n, &i), -EBADMSG);
+        ASSERT_TRUE(i == (X509Info *) 1);
+}
+
+static void test_garbage(void) {
+        _cleanup_free_ uint8_t *garbage = NULL, *der = NULL, *longer = NULL;
+        size_t garbage_len, len;
+        X509Info *i = NULL;
+
+        garbage = read_test_file("garbage.bin", &garbage_len);
+        expect_bad(garbage, garbage_len);
+
+        der = read_test_file("rsa2048.der", &len);
+        /* Every truncation, from a copy of exactly that size so that
+         * valgrind and ASan see any read past it. */
+        for (size_t n = 1; n < len; n++) {
+                _cleanup_free_ uint8_t *cut = malloc(n);
+
+                ASSERT_TRUE(cut);
+                memcpy(cut, der, n);
+                expect_bad(cut, n);
+        }
+        /* A trailing byte. */
+        ASSERT_TRUE(longer = malloc(len + 1));
+        memcpy(longer, der, len);
+        longer[len] = 0;
+        expect_bad(longer, len + 1);
+        /* A flipped length byte of the outer SEQUENCE. */
+        longer[3] ^= 0x01;
+        expect_bad(longer, len);
+
+        ASSERT_EQ(x509_info_parse(der, 0, &i), -EINVAL);
+        ASSERT_EQ(x509_info_parse(NULL, 5, &i), -EINVAL);
+}
+
+int main(void) {
+        RUN(test_rsa2048);
+        RUN(test_ec);
+        RUN(test_sm2_and_chinese_names);
+        RUN(test_days_left);
+        RUN(test_garbage);
+        return 0;
+}
