@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/bio.h>
@@ -33,9 +34,13 @@ static int name_to_string(const X509_NAME *name, char **ret) {
         len = BIO_get_mem_data(b, &p);
         if (len < 0)
                 return -EBADMSG;
-        s = strndup(p ? p : "", (size_t) len);
+        /* The BIO's bytes have no NUL after them: no str*() on them. */
+        s = malloc((size_t) len + 1);
         if (!s)
                 return -ENOMEM;
+        if (len > 0)
+                memcpy(s, p, (size_t) len);
+        s[len] = 0;
         *ret = s;
         return 0;
 }
