@@ -92,6 +92,24 @@ static const char *curve_name(const char *group) {
         return group;
 }
 
+/* A key OpenSSL cannot decode, going by the algorithm's OID alone. Some
+ * Chinese CAs name SM2 itself (1.2.156.10197.1.301) as the algorithm,
+ * without the id-ecPublicKey and curve parameters OpenSSL expects. */
+static int undecoded_key_info(X509 *x, X509Info *i) {
+        ASN1_OBJECT *alg = NULL;
+
+        if (X509_PUBKEY_get0_param(&alg, NULL, NULL, NULL, X509_get_X509_PUBKEY(x)) != 1 || !alg)
+                return -EBADMSG;
+        if (OBJ_obj2nid(alg) != NID_sm2) {
+                i->key_type = "unknown";
+                return 0;
+        }
+        i->key_type = "sm2";
+        i->key_bits = 256;
+        i->curve = strdup("SM2");
+        return i->curve ? 0 : -ENOMEM;
+}
+
 static int key_info(X509 *x, X509Info *i) {
         static const struct {
                 const char *openssl, *name;
@@ -103,7 +121,7 @@ static int key_info(X509 *x, X509Info *i) {
         char group[80];
 
         if (!k)
-                return -EBADMSG;
+                return undecoded_key_info(x, i);
         i->key_type = "unknown";
         for (size_t n = 0; n < ELEMENTSOF(types); n++)
                 if (EVP_PKEY_is_a(k, types[n].openssl)) {

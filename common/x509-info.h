@@ -28,8 +28,10 @@ typedef struct X509Info {
         char *serial;
         time_t not_before;
         time_t not_after;
-        /* "rsa", "ec", "sm2" (an EC key on curve SM2, 1.2.156.10197.1.301),
-         * "ed25519", "ed448", or OpenSSL's name of the key type. */
+        /* "rsa", "rsa-pss", "ec", "sm2", "ed25519", "ed448" or "unknown"
+         * (key_bits then 0). "sm2" is an EC key on curve SM2, or a key
+         * whose algorithm OID is SM2's own (1.2.156.10197.1.301), which
+         * OpenSSL cannot decode but some CAs issue. */
         const char *key_type;
         unsigned key_bits;
         /* "P-256", "P-384", "P-521", "SM2" or OpenSSL's group name for
@@ -51,8 +53,9 @@ typedef struct X509Info {
 } X509Info;
 
 /* Parses one DER certificate that fills the buffer exactly. Returns 0,
- * -EBADMSG for anything that is not one (trailing bytes, garbage, a key or
- * name OpenSSL cannot read), -ENOMEM. */
+ * -EBADMSG for anything that is not one (trailing bytes, garbage, a name or
+ * date OpenSSL cannot read), -ENOMEM. A key of an unknown algorithm is no
+ * reason to fail: key_type says "unknown". */
 int x509_info_parse(const void *der, size_t len, X509Info **ret);
 X509Info *x509_info_free(X509Info *i);
 DEFINE_TRIVIAL_CLEANUP_FUNC(X509Info *, x509_info_free)

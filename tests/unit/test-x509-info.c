@@ -3,6 +3,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
+#include <openssl/objects.h>
+#include <openssl/x509.h>
+
 #include "assert.h"
 #include "macro.h"
 #include "scripted-card.h"
@@ -90,6 +94,59 @@ static void test_sm2_and_chinese_names(void) {
         ASSERT_STREQ(i->fingerprint, "c3f02fdfbd8bb7f8e9c85bc01736ba154bac359aac1b21583af416654e9902fe");
 }
 
+/* sm2.der with its key's algorithm OID replaced by oid (and no curve
+ * parameters), signed again by a throw-away key: what OpenSSL cannot make
+ * from the command line. */
+static uint8_t *with_key_algorithm(const char *oid, size_t *ret_len) {
+        _cleanup_free_ uint8_t *der = NULL;
+        const unsigned char *p, *point;
+        unsigned char *out = NULL, *point_copy;
+        EVP_PKEY *signer;
+        uint8_t *result;
+        int point_len, n;
+        size_t len;
+        X509 *x;
+
+        der = read_test_file("sm2.der", &len);
+        p = der;
+        ASSERT_TRUE(x = d2i_X509(NULL, &p, (long) len));
+        ASSERT_EQ(X509_PUBKEY_get0_param(NULL, &point, &point_len, NULL, X509_get_X509_PUBKEY(x)), 1);
+        ASSERT_TRUE(point_copy = OPENSSL_memdup(point, (size_t) point_len));
+        ASSERT_EQ(X509_PUBKEY_set0_param(X509_get_X509_PUBKEY(x), OBJ_txt2obj(oid, 1), V_ASN1_UNDEF, NULL,
+                                         point_copy, point_len),
+                  1);
+        ASSERT_TRUE(signer = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256"));
+        ASSERT_TRUE(X509_sign(x, signer, EVP_sha256()) > 0);
+        n = i2d_X509(x, &out);
+        ASSERT_TRUE(n > 0);
+        ASSERT_TRUE(result = malloc((size_t) n));
+        memcpy(result, out, (size_t) n);
+        OPENSSL_free(out);
+        EVP_PKEY_free(signer);
+        X509_free(x);
+        *ret_len = (size_t) n;
+        return result;
+}
+
+static void test_undecodable_keys(void) {
+        _cleanup_(x509_info_freep) X509Info *sm2 = NULL, *unknown = NULL;
+        _cleanup_free_ uint8_t *a = NULL, *b = NULL;
+        size_t a_len, b_len;
+
+        a = with_key_algorithm("1.2.156.10197.1.301", &a_len);
+        ASSERT_EQ(x509_info_parse(a, a_len, &sm2), 0);
+        ASSERT_STREQ(sm2->key_type, "sm2");
+        ASSERT_EQ(sm2->key_bits, 256);
+        ASSERT_STREQ(sm2->curve, "SM2");
+        ASSERT_STREQ(sm2->subject, "CN=张三,O=深圳市测试有限公司,C=CN");
+
+        b = with_key_algorithm("1.3.6.1.4.1.55555.1", &b_len);
+        ASSERT_EQ(x509_info_parse(b, b_len, &unknown), 0);
+        ASSERT_STREQ(unknown->key_type, "unknown");
+        ASSERT_EQ(unknown->key_bits, 0);
+        ASSERT_TRUE(!unknown->curve);
+}
+
 static void test_days_left(void) {
         _cleanup_(x509_info_freep) X509Info *expired = parse_file("expired.der");
         _cleanup_(x509_info_freep) X509Info *i = parse_file("rsa2048.der");
@@ -149,6 +206,7 @@ int main(void) {
         RUN(test_rsa2048);
         RUN(test_ec);
         RUN(test_sm2_and_chinese_names);
+        RUN(test_undecodable_keys);
         RUN(test_days_left);
         RUN(test_garbage);
         return 0;
