@@ -5,6 +5,7 @@
 
 #include "apdu.h"
 #include "assert.h"
+#include "hex.h"
 #include "macro.h"
 #include "scripted-card.h"
 
@@ -41,77 +42,50 @@ static void test_case1_and_case2(void) {
         finish();
 }
 
+/* Scripts a PUT DATA piece: header (CLA cla), Lc, n bytes of data, and Le
+ * 00 when le; answered with resp_hex. */
+static void script_piece(uint8_t cla, const uint8_t *data, size_t n, bool le, const char *resp_hex) {
+        _cleanup_free_ uint8_t *resp = NULL;
+        uint8_t cmd[261] = { cla, 0xDB, 0x3F, 0xFF, (uint8_t) n };
+        size_t resp_len;
+
+        memcpy(cmd + 5, data, n);
+        cmd[5 + n] = 0x00;
+        ASSERT_EQ(hex_decode(resp_hex, &resp, &resp_len), 0);
+        script_bytes(&card, cmd, 5 + n + le, resp, resp_len);
+}
+
 static void test_chaining(void) {
-        _cleanup_free_ char *piece1 = NULL, *piece2 = NULL, *piece3 = NULL;
         uint8_t data[600];
+        ApduCommand c = {
+                .ins = 0xDB, .p1 = 0x3F, .p2 = 0xFF, .data = data, .data_len = sizeof data, .want_data = true
+        };
         ApduResponse r;
-        char *p;
 
         for (size_t i = 0; i < sizeof data; i++)
                 data[i] = (uint8_t) i;
-        /* 600 bytes: 255 + 255 with CLA 10, then 90 with CLA 00 and Le. */
-        ASSERT_TRUE(piece1 = malloc(20 + 3 * 255));
-        ASSERT_TRUE(piece2 = malloc(20 + 3 * 255));
-        ASSERT_TRUE(piece3 = malloc(20 + 3 * 255));
-        p = piece1 + sprintf(piece1, "10 DB 3F FF FF");
-        for (size_t i = 0; i < 255; i++)
-                p += sprintf(p, "%02X", data[i]);
-        p = piece2 + sprintf(piece2, "10 DB 3F FF FF");
-        for (size_t i = 255; i < 510; i++)
-                p += sprintf(p, "%02X", data[i]);
-        p = piece3 + sprintf(piece3, "00 DB 3F FF 5A");
-        for (size_t i = 510; i < 600; i++)
-                p += sprintf(p, "%02X", data[i]);
-        p += sprintf(p, "00");
 
+        /* 600 bytes: 255 + 255 with CLA 10, then 90 with CLA 00 and Le. */
         begin();
-        script(&card, piece1, "90 00");
-        script(&card, piece2, "90 00");
-        script(&card, piece3, "AA 90 00");
-        ASSERT_EQ(apdu_exchange(&card.transport,
-                                &(ApduCommand){ .ins = 0xDB,
-                                                .p1 = 0x3F,
-                                                .p2 = 0xFF,
-                                                .data = data,
-                                                .data_len = sizeof data,
-                                                .want_data = true },
-                                &r),
-                  0);
+        script_piece(0x10, data, 255, false, "90 00");
+        script_piece(0x10, data + 255, 255, false, "90 00");
+        script_piece(0x00, data + 510, 90, true, "AA 90 00");
+        ASSERT_EQ(apdu_exchange(&card.transport, &c, &r), 0);
         ASSERT_EQ(r.sw, 0x9000);
         ASSERT_EQ(r.len, 1);
+        ASSERT_EQ(r.data[0], 0xAA);
         apdu_response_done(&r);
 
         /* The card refuses the second piece: the chain stops there. */
-        script(&card, piece1, "90 00");
-        script(&card, piece2, "6A 84");
-        ASSERT_EQ(apdu_call(&card.transport,
-                            &(ApduCommand){ .ins = 0xDB,
-                                            .p1 = 0x3F,
-                                            .p2 = 0xFF,
-                                            .data = data,
-                                            .data_len = sizeof data,
-                                            .want_data = true },
-                            NULL, NULL),
-                  -ENOSPC);
-        finish();
-}
+        script_piece(0x10, data, 255, false, "90 00");
+        script_piece(0x10, data + 255, 255, false, "6A 84");
+        ASSERT_EQ(apdu_call(&card.transport, &c, NULL, NULL), -ENOSPC);
 
-static void test_exactly_255(void) {
-        uint8_t data[255] = {};
-        _cleanup_free_ char *cmd = malloc(20 + 2 * 255);
-        char *p;
-
-        ASSERT_TRUE(cmd);
-        p = cmd + sprintf(cmd, "00 DB 3F FF FF");
-        for (size_t i = 0; i < 255; i++)
-                p += sprintf(p, "00");
-        begin();
-        script(&card, cmd, "90 00");
-        ASSERT_EQ(apdu_call(&card.transport,
-                            &(ApduCommand){
-                                    .ins = 0xDB, .p1 = 0x3F, .p2 = 0xFF, .data = data, .data_len = 255 },
-                            NULL, NULL),
-                  0);
+        /* Exactly 255 bytes need no chaining. */
+        c.data_len = 255;
+        c.want_data = false;
+        script_piece(0x00, data, 255, false, "90 00");
+        ASSERT_EQ(apdu_call(&card.transport, &c, NULL, NULL), 0);
         finish();
 }
 
@@ -253,7 +227,6 @@ static void test_status_words(void) {
 int main(void) {
         RUN(test_case1_and_case2);
         RUN(test_chaining);
-        RUN(test_exactly_255);
         RUN(test_get_response);
         RUN(test_wrong_le);
         RUN(test_bad_responses);
