@@ -373,7 +373,49 @@ static void test_default_path(void) {
         ASSERT_STREQ(p + strlen(p) - strlen("/keyrenew/keyrenewd.conf"), "/keyrenew/keyrenewd.conf");
 }
 
-int main(void) {
+/* The example file that ships (daemon/keyrenewd.conf) shows every key with
+ * its default, commented out: it parses to the defaults as it is and with
+ * every key line uncommented. */
+static const char *example_path;
+
+static void test_example(void) {
+        _cleanup_free_ char *error = NULL, *text = NULL, *uncommented = NULL;
+        size_t n, o = 0, keys = 0;
+        FILE *f;
+        Config c;
+
+        ASSERT_TRUE(example_path);
+        ASSERT_EQ(config_load(example_path, true, &c, &error), 0);
+        assert_defaults(&c);
+        config_done(&c);
+
+        f = fopen(example_path, "r");
+        ASSERT_TRUE(f);
+        text = malloc(65536);
+        uncommented = malloc(65536);
+        ASSERT_TRUE(text && uncommented);
+        n = fread(text, 1, 65535, f);
+        fclose(f);
+        text[n] = '\0';
+        for (char *line = text, *next; line && *line; line = next) {
+                next = strchr(line, '\n');
+                if (next)
+                        *next++ = '\0';
+                /* "#Key=value": a key with its default. */
+                if (line[0] == '#' && line[1] >= 'A' && line[1] <= 'Z' && strchr(line, '=')) {
+                        line++;
+                        keys++;
+                }
+                o += (size_t) snprintf(uncommented + o, 65536 - o, "%s\n", line);
+        }
+        ASSERT_EQ(keys, 5);
+        ok(uncommented, &c);
+        assert_defaults(&c);
+        config_done(&c);
+}
+
+int main(int argc, char **argv) {
+        example_path = argc > 1 ? argv[1] : NULL;
         RUN(test_defaults);
         RUN(test_every_key);
         RUN(test_log_level);
@@ -389,5 +431,6 @@ int main(void) {
         RUN(test_nul_byte);
         RUN(test_load);
         RUN(test_default_path);
+        RUN(test_example);
         return 0;
 }
