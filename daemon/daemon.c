@@ -175,7 +175,7 @@ static int daemon_start(Daemon *d, const char *bus) {
 
         r = bus_open(bus, &d->bus);
         if (r < 0)
-                return log_error_errno(r, _("Cannot connect to the %s bus"), bus);
+                return log_error_errno(r, _("Cannot connect to the bus (%s)"), bus);
         /* The objects exist before the name, so a client that sees the name
          * finds them. */
         r = manager_new(d->bus, &d->manager);
