@@ -19,7 +19,11 @@ typedef enum X509Usage {
 
 typedef struct X509Info {
         /* RFC 2253 order and escaping (most specific first: "CN=张三,O=…,C=CN"),
-         * except that UTF-8 is left as it is rather than \-escaped. */
+         * except that UTF-8 is left as it is rather than \-escaped. Always
+         * valid UTF-8: OpenSSL 3 refuses to decode a certificate with
+         * bytes that are not UTF-8 in a UTF8String (such as GBK), and
+         * converts the other string types, reading bytes above 7F in a
+         * PrintableString or T61String as Latin-1. */
         char *subject;
         char *issuer;
         /* The serial number as lower-case hex of its big-endian bytes, as

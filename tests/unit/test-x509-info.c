@@ -147,6 +147,80 @@ static void test_undecodable_keys(void) {
         ASSERT_TRUE(!unknown->curve);
 }
 
+/* A self-signed certificate whose CN is the given bytes, as a string of
+ * the given ASN.1 type, unchecked. */
+static uint8_t *with_raw_cn(int type, const char *cn, size_t *ret_len) {
+        unsigned char *out = NULL;
+        EVP_PKEY *key;
+        X509_NAME *name;
+        uint8_t *result;
+        X509 *x;
+        int n;
+
+        ASSERT_TRUE(key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256"));
+        ASSERT_TRUE(x = X509_new());
+        ASSERT_TRUE(name = X509_NAME_new());
+        ASSERT_EQ(X509_NAME_add_entry_by_NID(name, NID_commonName, type, (const unsigned char *) cn, -1, -1,
+                                             0),
+                  1);
+        ASSERT_EQ(X509_set_subject_name(x, name), 1);
+        ASSERT_EQ(X509_set_issuer_name(x, name), 1);
+        ASSERT_EQ(ASN1_INTEGER_set(X509_get_serialNumber(x), 7), 1);
+        ASSERT_TRUE(X509_gmtime_adj(X509_getm_notBefore(x), 0));
+        ASSERT_TRUE(X509_gmtime_adj(X509_getm_notAfter(x), 86400));
+        ASSERT_EQ(X509_set_pubkey(x, key), 1);
+        ASSERT_TRUE(X509_sign(x, key, EVP_sha256()) > 0);
+        n = i2d_X509(x, &out);
+        ASSERT_TRUE(n > 0);
+        ASSERT_TRUE(result = malloc((size_t) n));
+        memcpy(result, out, (size_t) n);
+        OPENSSL_free(out);
+        X509_NAME_free(name);
+        X509_free(x);
+        EVP_PKEY_free(key);
+        *ret_len = (size_t) n;
+        return result;
+}
+
+static void expect_subject(int type, const char *cn, const char *subject) {
+        _cleanup_(x509_info_freep) X509Info *i = NULL;
+        _cleanup_free_ uint8_t *der = NULL;
+        size_t len;
+
+        der = with_raw_cn(type, cn, &len);
+        ASSERT_EQ(x509_info_parse(der, len, &i), 0);
+        ASSERT_STREQ(i->subject, subject);
+        ASSERT_STREQ(i->issuer, subject);
+}
+
+static void test_names_stay_utf8(void) {
+        _cleanup_free_ uint8_t *der = NULL;
+        X509Info *i = NULL;
+        uint8_t *cn;
+        size_t len;
+
+        /* "张三" in GBK in place of "RSA " in the UTF8String of the CN:
+         * OpenSSL 3 does not decode such a certificate at all. */
+        der = read_test_file("rsa2048.der", &len);
+        ASSERT_TRUE(cn = memmem(der + 100, len - 100, "RSA Signer", 10));
+        memcpy(cn, "\xD5\xC5\xC8\xFD", 4);
+        ASSERT_EQ(x509_info_parse(der, len, &i), -EBADMSG);
+        /* ... while valid UTF-8, 4-byte characters too, is left alone. */
+        memcpy(cn, "\xF0\x9F\x94\x91", 4);
+        ASSERT_EQ(x509_info_parse(der, len, &i), 0);
+        ASSERT_STREQ(i->subject, "CN=\xF0\x9F\x94\x91Signer,O=keyrenew tests,C=CN");
+        x509_info_free(i);
+
+        /* The same GBK bytes in a PrintableString are read as Latin-1. */
+        expect_subject(V_ASN1_PRINTABLESTRING, "\xD5\xC5", "CN=\xC3\x95\xC3\x85");
+        /* Control characters and RFC 2253 specials come out escaped. */
+        expect_subject(V_ASN1_UTF8STRING,
+                       "a\x01"
+                       "b",
+                       "CN=a\\01b");
+        expect_subject(V_ASN1_UTF8STRING, "Doe, John+1", "CN=Doe\\, John\\+1");
+}
+
 static void test_days_left(void) {
         _cleanup_(x509_info_freep) X509Info *expired = parse_file("expired.der");
         _cleanup_(x509_info_freep) X509Info *i = parse_file("rsa2048.der");
@@ -207,6 +281,7 @@ int main(void) {
         RUN(test_ec);
         RUN(test_sm2_and_chinese_names);
         RUN(test_undecodable_keys);
+        RUN(test_names_stay_utf8);
         RUN(test_days_left);
         RUN(test_garbage);
         return 0;
