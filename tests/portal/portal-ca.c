@@ -477,7 +477,8 @@ int cert_id_parse(const char *s, char ret_issuer_hash[static HASH_HEX_SIZE],
                 return -EINVAL;
         serial = s + HASH_HEX_SIZE;
         n = strlen(serial);
-        if (n > SERIAL_HEX_SIZE - 1)
+        /* At most 20 bytes (RFC 5280): 40 digits after an optional sign. */
+        if (n - (serial[0] == '-') > SERIAL_HEX_SIZE - 2)
                 return -EINVAL;
         for (size_t i = serial[0] == '-' ? 1 : 0; i < n; i++)
                 if (!is_lower_hex(serial[i]))
