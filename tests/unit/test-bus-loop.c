@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <systemd/sd-bus.h>
@@ -11,6 +12,8 @@
 #include "bus-loop.h"
 #include "macro.h"
 
+#define BIG_SIZE (40 << 20)
+
 /* Two ends of a socketpair, a server and a client connection, both driven
  * by BusLoop on one libuv loop. */
 typedef struct Test {
@@ -18,6 +21,7 @@ typedef struct Test {
         sd_bus *server, *client;
         BusLoop *server_loop, *client_loop;
         uint64_t started_ms;
+        char *big; /* more than sd-bus's 8 MB socket buffer: needs POLLOUT */
         int echoed, timed_out, client_failed;
 } Test;
 
@@ -84,7 +88,7 @@ static int echo_done(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
 
         ASSERT_EQ(sd_bus_message_is_method_error(m, NULL), 0);
         ASSERT_TRUE(sd_bus_message_read(m, "s", &s) > 0);
-        ASSERT_STREQ(s, "hello over libuv");
+        ASSERT_STREQ(s, t->big);
         t->echoed++;
 
         ASSERT_TRUE(sd_bus_message_new_method_call(t->client, &call, NULL, "/test", "org.keyrenew.Test",
@@ -119,13 +123,18 @@ static void test_call_timeout_disconnect(void) {
         /* The bus loops hold their own references. */
         t.server = sd_bus_unref(t.server);
 
+        t.big = malloc(BIG_SIZE);
+        ASSERT_TRUE(t.big);
+        memset(t.big, 'k', BIG_SIZE - 1);
+        t.big[BIG_SIZE - 1] = '\0';
         ASSERT_TRUE(sd_bus_call_method_async(t.client, NULL, NULL, "/test", "org.keyrenew.Test", "Echo",
-                                             echo_done, &t, "s", "hello over libuv") >= 0);
+                                             echo_done, &t, "s", t.big) >= 0);
         ASSERT_EQ(uv_run(&t.loop, UV_RUN_DEFAULT), 0);
         ASSERT_EQ(t.echoed, 1);
         ASSERT_EQ(t.timed_out, 1);
         ASSERT_EQ(t.client_failed, 1);
         t.client = sd_bus_unref(t.client);
+        free(t.big);
         /* Every handle was closed and freed in its close callback. */
         ASSERT_EQ(uv_loop_close(&t.loop), 0);
 }
