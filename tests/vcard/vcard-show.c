@@ -28,7 +28,7 @@ static char *name_to_string(const X509_NAME *name) {
         char *data;
         long len;
 
-        if (!bio || X509_NAME_print_ex(bio, name, 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB) < 0)
+        if (!bio || X509_NAME_print_ex(bio, name, 0, (XN_FLAG_ONELINE & ~XN_FLAG_SPC_EQ & ~ASN1_STRFLGS_ESC_MSB) | ASN1_STRFLGS_UTF8_CONVERT) < 0)
                 return NULL;
         len = BIO_get_mem_data(bio, &data);
         if (len >= 0)
