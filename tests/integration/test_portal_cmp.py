@@ -81,6 +81,15 @@ def test_kur_renews_and_certconf_revokes_the_old_certificate(portal, alg):
     res = portal.kur(old_key, old_cert, portal.new_key(alg), portal.tmp / f"again-{alg}.pem")
     refused(res, "badRequest", "no approved renewal order for this certificate")
     assert len(portal.certs_for_order(oid)) == 1
+    # A client that lost the pkiConf asks again with its key: the same
+    # certificate, and its certConf changes nothing.
+    again = portal.tmp / f"again-same-{alg}.pem"
+    res = portal.kur(old_key, old_cert, new_key, again)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert cert_serial(again) == new_serial
+    assert portal.certs_for_order(oid) == [(new_serial, 0)]
+    assert portal.order_json(cert_id)["state"] == "installed"
+    assert new_serial not in crl_serials(portal, alg)
 
 
 @pytest.mark.parametrize("step", ["awaiting-payment", "under-review", "rejected", "none"])

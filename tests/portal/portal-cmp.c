@@ -147,6 +147,48 @@ static int use_signer(Transaction *tx, const PortalCa *ca) {
                                                                                                      : -EIO;
 }
 
+/* The certificate already issued for o, if it is for the key with this hash. */
+static OSSL_CMP_PKISI *issued_again(sqlite3 *db, const Order *o, const char *key_hash, const char *refusal,
+                                    X509 **ret_cert) {
+        _cleanup_(cert_row_done) CertRow issued = {};
+
+        if (db_cert_get(db, o->issuer_hash, o->new_serial, &issued) < 0)
+                return system_failure(db);
+        if (strcmp(issued.pubkey_hash, key_hash) != 0)
+                return reject(OSSL_CMP_PKIFAILUREINFO_badRequest, refusal);
+        log_info("order %s: kur repeated, answering with certificate %s again", o->id, o->new_serial);
+        *ret_cert = TAKE_PTR(issued.cert);
+        return OSSL_CMP_STATUSINFO_new(OSSL_CMP_PKISTATUS_accepted, 0, NULL);
+}
+
+static OSSL_CMP_PKISI *issue_new(sqlite3 *db, const PortalCa *ca, Order *o, X509 *old, EVP_PKEY *key,
+                                 X509 **ret_cert) {
+        _cleanup_(X509_freep) X509 *cert = NULL;
+        CertSpec spec = {
+                .subject = X509_get_subject_name(old),
+                .pubkey = key,
+                .days = o->validity_days,
+                .copy_from = old,
+        };
+        int r;
+
+        r = ca_issue(ca, &spec, &cert);
+        if (r >= 0)
+                r = serial_to_string(X509_get0_serialNumber(cert), o->new_serial);
+        if (r < 0) {
+                log_error("order %s: issuing the certificate failed", o->id);
+                return OSSL_CMP_STATUSINFO_new(OSSL_CMP_PKISTATUS_rejection,
+                                               1 << OSSL_CMP_PKIFAILUREINFO_systemFailure,
+                                               "the portal could not issue the certificate");
+        }
+        o->state = ORDER_ISSUED;
+        if (db_cert_put(db, cert, o->id) < 0 || db_order_update(db, o) < 0)
+                return system_failure(db);
+        log_info("order %s: issued certificate %s", o->id, o->new_serial);
+        *ret_cert = TAKE_PTR(cert);
+        return OSSL_CMP_STATUSINFO_new(OSSL_CMP_PKISTATUS_accepted, 0, NULL);
+}
+
 /* Checks a kur against its order and issues (or finds again) the new
  * certificate. Runs inside a database transaction. */
 static OSSL_CMP_PKISI *renew(Transaction *tx, const PortalCa *ca, const OSSL_CMP_MSG *req,
@@ -154,9 +196,9 @@ static OSSL_CMP_PKISI *renew(Transaction *tx, const PortalCa *ca, const OSSL_CMP
                              X509 **ret_cert) {
         sqlite3 *db = tx->server->db;
         _cleanup_(order_done) Order o = {};
-        _cleanup_(cert_row_done) CertRow old = {}, issued = {};
+        _cleanup_(cert_row_done) CertRow old = {};
         _cleanup_(EVP_PKEY_freep) EVP_PKEY *key = NULL;
-        _cleanup_(X509_freep) X509 *cert = NULL;
+        OSSL_CMP_PKISI *si;
         char key_hash[HASH_HEX_SIZE];
         bool same_key;
         int r;
@@ -164,62 +206,44 @@ static OSSL_CMP_PKISI *renew(Transaction *tx, const PortalCa *ca, const OSSL_CMP
         r = db_cert_get(db, hash, serial, &old);
         if (r >= 0)
                 r = db_order_newest(db, hash, serial, &o);
-        if (r == -ENOENT || (r >= 0 && o.state != ORDER_APPROVED && o.state != ORDER_ISSUED))
+        if (r == -ENOENT ||
+            (r >= 0 && o.state != ORDER_APPROVED && o.state != ORDER_ISSUED && o.state != ORDER_INSTALLED))
                 return reject(OSSL_CMP_PKIFAILUREINFO_badRequest, TEXT_NO_ORDER);
         if (r < 0)
                 return system_failure(db);
         if (!signed_by(req, old.cert))
                 return reject(OSSL_CMP_PKIFAILUREINFO_badMessageCheck,
                               "request not signed by the certificate being renewed");
-        if (old.revoked_at != 0)
-                return reject(OSSL_CMP_PKIFAILUREINFO_certRevoked, TEXT_NOT_VALID);
-        if (old.not_after + RENEWAL_GRACE_SECONDS < time(NULL))
-                return reject(OSSL_CMP_PKIFAILUREINFO_badTime, TEXT_NOT_VALID);
         if (template_pubkey(crm, &key) < 0 || pubkey_hash(key, key_hash) < 0)
                 return reject(OSSL_CMP_PKIFAILUREINFO_badCertTemplate,
                               "the request carries no usable public key");
         same_key = strcmp(key_hash, old.pubkey_hash) == 0;
-        if (o.rekey && same_key)
-                return reject(OSSL_CMP_PKIFAILUREINFO_badCertTemplate, "this order requires a new key");
-        if (!o.rekey && !same_key)
-                return reject(OSSL_CMP_PKIFAILUREINFO_badCertTemplate,
-                              "this order renews the certificate for its current key");
 
-        if (o.state == ORDER_ISSUED) {
+        if (o.state == ORDER_INSTALLED)
+                /* A client that lost the pkiConf may only learn the outcome
+                 * by asking again in a new transaction (OSSL_CMP_SRV_CTX
+                 * takes no certConf without a kur before it): same key, same
+                 * certificate, and its certConf changes nothing. The old
+                 * certificate is revoked by now, so this comes before that check. */
+                si = issued_again(db, &o, key_hash, TEXT_NO_ORDER, ret_cert);
+        else if (old.revoked_at != 0)
+                si = reject(OSSL_CMP_PKIFAILUREINFO_certRevoked, TEXT_NOT_VALID);
+        else if (old.not_after + RENEWAL_GRACE_SECONDS < time(NULL))
+                si = reject(OSSL_CMP_PKIFAILUREINFO_badTime, TEXT_NOT_VALID);
+        else if (o.rekey && same_key)
+                si = reject(OSSL_CMP_PKIFAILUREINFO_badCertTemplate, "this order requires a new key");
+        else if (!o.rekey && !same_key)
+                si = reject(OSSL_CMP_PKIFAILUREINFO_badCertTemplate,
+                            "this order renews the certificate for its current key");
+        else if (o.state == ORDER_ISSUED)
                 /* Rule 3: a retry gets the certificate issued before. */
-                r = db_cert_get(db, hash, o.new_serial, &issued);
-                if (r < 0)
-                        return system_failure(db);
-                if (strcmp(issued.pubkey_hash, key_hash) != 0)
-                        return reject(OSSL_CMP_PKIFAILUREINFO_badRequest,
-                                      "order already issued for another key; contact the CA");
-                cert = TAKE_PTR(issued.cert);
-                log_info("order %s: kur repeated, answering with certificate %s again", o.id, o.new_serial);
-        } else {
-                CertSpec spec = {
-                        .subject = X509_get_subject_name(old.cert),
-                        .pubkey = key,
-                        .days = o.validity_days,
-                        .copy_from = old.cert,
-                };
-
-                r = ca_issue(ca, &spec, &cert);
-                if (r >= 0)
-                        r = serial_to_string(X509_get0_serialNumber(cert), o.new_serial);
-                if (r < 0) {
-                        log_error("order %s: issuing the certificate failed", o.id);
-                        return OSSL_CMP_STATUSINFO_new(OSSL_CMP_PKISTATUS_rejection,
-                                                       1 << OSSL_CMP_PKIFAILUREINFO_systemFailure,
-                                                       "the portal could not issue the certificate");
-                }
-                o.state = ORDER_ISSUED;
-                if (db_cert_put(db, cert, o.id) < 0 || db_order_update(db, &o) < 0)
-                        return system_failure(db);
-                log_info("order %s: issued certificate %s", o.id, o.new_serial);
-        }
-        snprintf(tx->order_id, sizeof(tx->order_id), "%s", o.id);
-        *ret_cert = TAKE_PTR(cert);
-        return OSSL_CMP_STATUSINFO_new(OSSL_CMP_PKISTATUS_accepted, 0, NULL);
+                si = issued_again(db, &o, key_hash, "order already issued for another key; contact the CA",
+                                  ret_cert);
+        else
+                si = issue_new(db, ca, &o, old.cert, key, ret_cert);
+        if (*ret_cert)
+                snprintf(tx->order_id, sizeof(tx->order_id), "%s", o.id);
+        return si;
 }
 
 static OSSL_CMP_PKISI *on_cert_request(OSSL_CMP_SRV_CTX *srv, const OSSL_CMP_MSG *req, int cert_req_id,
