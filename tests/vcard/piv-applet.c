@@ -54,7 +54,8 @@ void piv_applet_atr(const uint8_t **ret_atr, size_t *ret_len) {
 
 /* ISO 7816-4 5.1: cases 1 to 4, short and extended. */
 static int parse_apdu(const uint8_t *p, size_t n, Apdu *ret) {
-        Apdu a = { .cla = p[0], .ins = p[1], .p1 = p[2], .p2 = p[3] };
+        /* data never NULL, even when empty: TLV readers and memcpy() get it as is */
+        Apdu a = { .cla = p[0], .ins = p[1], .p1 = p[2], .p2 = p[3], .data = p + n };
         size_t lc;
 
         if (n == 4)
