@@ -42,7 +42,8 @@ typedef struct Portal {
         CrlCache crl[_CA_KIND_MAX];
 } Portal;
 
-/* One HTTP request: when it started and the body received so far. */
+/* One HTTP request: the body received so far, and when the portal started
+ * working on it (once it had all of it). */
 typedef struct Request {
         struct timespec start;
         uint8_t *body;
@@ -105,24 +106,25 @@ static int take_fault(Portal *p, long long *ret_status, long long *ret_retry_aft
         long long status, retry_after, count;
         int r;
 
-        r = db_begin(p->db);
-        if (r >= 0)
-                r = db_setting_get(p->db, "fault_status", 0, &status);
+        r = db_setting_get(p->db, "fault_status", 0, &status);
         if (r >= 0)
                 r = db_setting_get(p->db, "fault_retry_after", -1, &retry_after);
         if (r >= 0)
                 r = db_setting_get(p->db, "fault_count", -1, &count);
+        /* Only a counted fault writes: the normal answer stays read-only. */
         if (r >= 0 && status != 0 && count > 0) {
-                r = db_setting_set(p->db, "fault_count", count - 1);
+                r = db_begin(p->db);
+                if (r >= 0)
+                        r = db_setting_set(p->db, "fault_count", count - 1);
                 if (r >= 0 && count == 1)
                         r = db_setting_set(p->db, "fault_status", 0);
+                if (r >= 0)
+                        r = db_commit(p->db);
+                if (r < 0)
+                        db_rollback(p->db);
         }
-        if (r >= 0)
-                r = db_commit(p->db);
-        if (r < 0) {
-                db_rollback(p->db);
+        if (r < 0)
                 return r;
-        }
         *ret_status = status;
         *ret_retry_after = retry_after;
         return 0;
@@ -455,7 +457,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                 req = calloc(1, sizeof(Request));
                 if (!req)
                         return MHD_NO;
-                clock_gettime(CLOCK_MONOTONIC, &req->start);
                 *state = req;
                 return MHD_YES;
         }
@@ -473,6 +474,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                 *upload_size = 0;
                 return MHD_YES;
         }
+        clock_gettime(CLOCK_MONOTONIC, &req->start);
         return dispatch(cls, c, req, url, method);
 }
 
