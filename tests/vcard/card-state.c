@@ -144,21 +144,14 @@ static int parse_line(PivCard *c, char *line) {
         return -EBADMSG;
 }
 
-int card_state_load(const char *path, PivCard **ret, unsigned *ret_line) {
-        _cleanup_(piv_card_freep) PivCard *c = NULL;
-        _cleanup_fclose_ FILE *f = NULL;
-        _cleanup_cleanse_free_ char *line = NULL;
+/* Parses the lines of f into c; *ret_line is the last line read. */
+static int parse_lines(FILE *f, PivCard *c, unsigned *ret_line) {
+        char *line = NULL;
         size_t cap = 0;
         unsigned n = 0;
         ssize_t len;
         int r = 0;
 
-        f = fopen(path, "re");
-        if (!f)
-                return negative_errno();
-        c = piv_card_new();
-        if (!c)
-                return -ENOMEM;
         while ((len = getline(&line, &cap, f)) >= 0) {
                 n++;
                 if (len > 0 && line[len - 1] == '\n')
@@ -174,6 +167,27 @@ int card_state_load(const char *path, PivCard **ret, unsigned *ret_line) {
                 r = -EIO;
         if (r == 0 && n == 0)
                 r = -EBADMSG;
+        /* the lines held PINs and keys */
+        if (line)
+                OPENSSL_cleanse(line, cap);
+        free(line);
+        *ret_line = n;
+        return r;
+}
+
+int card_state_load(const char *path, PivCard **ret, unsigned *ret_line) {
+        _cleanup_(piv_card_freep) PivCard *c = NULL;
+        _cleanup_fclose_ FILE *f = NULL;
+        unsigned n = 0;
+        int r;
+
+        f = fopen(path, "re");
+        if (!f)
+                return negative_errno();
+        c = piv_card_new();
+        if (!c)
+                return -ENOMEM;
+        r = parse_lines(f, c, &n);
         if (r < 0) {
                 if (ret_line)
                         *ret_line = n;
