@@ -607,6 +607,32 @@ static uint16_t cmd_set_pin_retries(PivCard *c, const Apdu *a, Answer *out) {
         return SW_OK;
 }
 
+/* Yubico RESET: only once PIN and PUK are both blocked. Keys and objects
+ * go (the Discovery object stays: it is built into a YubiKey), PIN, PUK
+ * and management key are the defaults again. */
+static uint16_t cmd_reset(PivCard *c, const Apdu *a, Answer *out) {
+        if (c->pin_retries_left != 0 || c->puk_retries_left != 0)
+                return SW_CONDITIONS;
+        for (size_t i = 0; i < PIV_KEY_SLOTS; i++) {
+                EVP_PKEY_free(c->keys[i].pkey);
+                c->keys[i] = (PivKey){};
+        }
+        for (size_t i = c->n_objects; i > 0; i--)
+                if (c->objects[i - 1].tag != PIV_OBJ_DISCOVERY)
+                        piv_card_set_object(c, c->objects[i - 1].tag, NULL, 0);
+        memcpy(c->pin, piv_default_pin, PIV_PIN_SIZE);
+        memcpy(c->puk, piv_default_puk, PIV_PIN_SIZE);
+        c->pin_retries_max = c->pin_retries_left = 3;
+        c->puk_retries_max = c->puk_retries_left = 3;
+        c->mgm_alg = PIV_ALG_3DES;
+        c->mgm_touch = 1;
+        memcpy(c->mgm_key, piv_default_mgm_key, sizeof piv_default_mgm_key);
+        c->mgm_key_len = sizeof piv_default_mgm_key;
+        c->session.pin_verified = c->session.pin_fresh = c->session.mgm_authenticated = false;
+        c->dirty = true;
+        return SW_OK;
+}
+
 typedef uint16_t (*Command)(PivCard *c, const Apdu *a, Answer *out);
 
 static Command command_for(uint8_t ins) {
@@ -637,6 +663,8 @@ static Command command_for(uint8_t ins) {
                 return cmd_set_mgm_key;
         case 0xFA:
                 return cmd_set_pin_retries;
+        case 0xFB:
+                return cmd_reset;
         default:
                 return NULL;
         }

@@ -461,6 +461,29 @@ static void test_get_data_access(void) {
         authenticate_mgm(c);
 }
 
+static void test_reset(void) {
+        _cleanup_(piv_card_freep) PivCard *c = selected_card();
+
+        authenticate_mgm(c);
+        ASSERT_EQ(send_hex(c, "0047009A05AC03800111", NULL), 0x9000);
+        ASSERT_EQ(send_hex(c, "00DB3FFF085C035FC1025301AA", NULL), 0x9000);
+        ASSERT_EQ(send_hex(c, "00DB3FFF097E075F2F024000AABB", NULL), 0x6A80);
+        ASSERT_EQ(send_hex(c, "00DB3FFF0A5C017E7E055F2F024000", NULL), 0x9000);
+        ASSERT_EQ(send_hex(c, "00FB0000", NULL), 0x6985);
+        for (unsigned i = 0; i < 3; i++) {
+                send_hex(c, "0020008008393939393939FFFF", NULL);
+                send_hex(c, "002C0080103939393939393939393939393939FFFF", NULL);
+        }
+        ASSERT_EQ(c->pin_retries_left + c->puk_retries_left, 0);
+        ASSERT_EQ(send_hex(c, "00FB0000", NULL), 0x9000);
+        ASSERT_TRUE(!piv_card_key(c, 0x9A));
+        ASSERT_EQ(c->n_objects, 1);
+        ASSERT_TRUE(piv_card_object(c, PIV_OBJ_DISCOVERY));
+        ASSERT_EQ(send_hex(c, "0020008008313233343536FFFF", NULL), 0x9000);
+        ASSERT_EQ(send_hex(c, "0047009A05AC03800111", NULL), 0x6982);
+        authenticate_mgm(c);
+}
+
 int main(void) {
         RUN(test_select);
         RUN(test_mgm_keys);
@@ -470,5 +493,6 @@ int main(void) {
         RUN(test_ecdh);
         RUN(test_generate_and_sign_rsa);
         RUN(test_get_data_access);
+        RUN(test_reset);
         return 0;
 }
