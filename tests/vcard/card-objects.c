@@ -147,7 +147,8 @@ int card_objects_get_certificate(const PivCard *c, uint8_t slot, X509 **ret) {
 
         if (!o)
                 return 0;
-        if (tlv_parse_single(o->data, o->len, &outer) < 0 || tlv_find(outer.value, outer.length, 0x70, &cert) < 0)
+        if (tlv_parse_single(o->data, o->len, &outer) < 0 ||
+            tlv_find(outer.value, outer.length, 0x70, &cert) < 0)
                 return -EBADMSG;
         p = cert.value;
         x = d2i_X509(NULL, &p, (long) cert.length);

@@ -31,7 +31,8 @@ static int parse_version(PivCard *c, const char *arg) {
         unsigned v[3];
         char end;
 
-        if (sscanf(arg, "%u.%u.%u%c", &v[0], &v[1], &v[2], &end) != 3 || v[0] > 255 || v[1] > 255 || v[2] > 255)
+        if (sscanf(arg, "%u.%u.%u%c", &v[0], &v[1], &v[2], &end) != 3 || v[0] > 255 || v[1] > 255 ||
+            v[2] > 255)
                 return -EBADMSG;
         for (size_t i = 0; i < 3; i++)
                 c->version[i] = (uint8_t) v[i];
@@ -62,7 +63,8 @@ static int parse_mgm(PivCard *c, const char *arg) {
         c->mgm_alg = piv_alg_from_string(alg);
         if (piv_mgm_key_size(c->mgm_alg) == 0)
                 return -EBADMSG;
-        if (hex_decode_into(hex, c->mgm_key, sizeof c->mgm_key, &len) < 0 || len != piv_mgm_key_size(c->mgm_alg))
+        if (hex_decode_into(hex, c->mgm_key, sizeof c->mgm_key, &len) < 0 ||
+            len != piv_mgm_key_size(c->mgm_alg))
                 return -EBADMSG;
         c->mgm_key_len = len;
         c->mgm_touch = (uint8_t) touch;
@@ -79,7 +81,8 @@ static int parse_key(PivCard *c, const char *arg) {
         size_t len;
         int n = 0;
 
-        if (sscanf(arg, "%x %15s %u %u %u %u %n", &slot, alg_name, &pin_policy, &touch, &origin, &uses, &n) != 6 ||
+        if (sscanf(arg, "%x %15s %u %u %u %u %n", &slot, alg_name, &pin_policy, &touch, &origin, &uses,
+                   &n) != 6 ||
             n == 0 || slot > 0xFF || pin_policy < 1 || origin < 1 || origin > 2)
                 return -EBADMSG;
         if (hex_decode(arg + n, &der, &len) < 0)
@@ -226,14 +229,15 @@ static int write_card(FILE *f, const PivCard *c) {
         int r;
 
         fprintf(f, STATE_MAGIC "\n# a virtual PIV card of keyrenew's tests; see tests/vcard/README.md\n");
-        fprintf(f, "serial %u\nversion %u.%u.%u\npin ", c->serial, c->version[0], c->version[1], c->version[2]);
+        fprintf(f, "serial %u\nversion %u.%u.%u\npin ", c->serial, c->version[0], c->version[1],
+                c->version[2]);
         if ((r = write_hex(f, c->pin, PIV_PIN_SIZE)) < 0)
                 return r;
         fprintf(f, " %u %u\npuk ", c->pin_retries_max, c->pin_retries_left);
         if ((r = write_hex(f, c->puk, PIV_PIN_SIZE)) < 0)
                 return r;
-        fprintf(f, " %u %u\nmgm %s %u ", c->puk_retries_max, c->puk_retries_left, piv_alg_to_string(c->mgm_alg),
-                c->mgm_touch);
+        fprintf(f, " %u %u\nmgm %s %u ", c->puk_retries_max, c->puk_retries_left,
+                piv_alg_to_string(c->mgm_alg), c->mgm_touch);
         if ((r = write_hex(f, c->mgm_key, c->mgm_key_len)) < 0)
                 return r;
         fputc('\n', f);

@@ -130,8 +130,8 @@ static uint16_t retries_sw(uint8_t left) {
 
 /* Checks a PIN or PUK against its counter: 1 when it matched (counter
  * back to its maximum), otherwise the status word to answer. */
-static int check_reference(PivCard *c, const uint8_t *given, const uint8_t *stored, uint8_t *left, uint8_t max,
-                           uint16_t *ret_sw) {
+static int check_reference(PivCard *c, const uint8_t *given, const uint8_t *stored, uint8_t *left,
+                           uint8_t max, uint16_t *ret_sw) {
         if (*left == 0) {
                 *ret_sw = SW_AUTH_BLOCKED;
                 return 0;
@@ -151,13 +151,14 @@ static int check_reference(PivCard *c, const uint8_t *given, const uint8_t *stor
 
 static uint16_t cmd_select(PivCard *c, const Apdu *a, Answer *out) {
         static const uint8_t pix[] = { 0x00, 0x00, 0x10, 0x00, 0x01, 0x00 };
-        static const uint8_t algs[] = { PIV_ALG_3DES,    PIV_ALG_AES128,  PIV_ALG_AES192, PIV_ALG_AES256,
+        static const uint8_t algs[] = { PIV_ALG_3DES,    PIV_ALG_AES128,  PIV_ALG_AES192,  PIV_ALG_AES256,
                                         PIV_ALG_RSA1024, PIV_ALG_RSA2048, PIV_ALG_ECCP256, PIV_ALG_ECCP384 };
         TlvWriter w;
 
         /* Any other application, file or AID: not here, and whatever was
          * selected stays selected (yubico-piv-tool relies on that). */
-        if (a->p1 != 0x04 || a->lc < PIV_RID_LEN || a->lc > sizeof piv_aid || memcmp(a->data, piv_aid, a->lc) != 0)
+        if (a->p1 != 0x04 || a->lc < PIV_RID_LEN || a->lc > sizeof piv_aid ||
+            memcmp(a->data, piv_aid, a->lc) != 0)
                 return SW_NOT_FOUND;
         c->session.selected = true;
         if (a->p2 == 0x0C)
@@ -384,7 +385,8 @@ static uint16_t mgm_authenticate(PivCard *c, const Apdu *a, const AuthTemplate *
                 s->auth_step = PIV_AUTH_CHALLENGE_SENT;
                 return answer_auth(1, s->auth_secret, bs, out);
         }
-        if (item_block(at, 0, bs) && (!at->has[1] || item_block(at, 1, bs)) && (!at->has[2] || item_empty(at, 2))) {
+        if (item_block(at, 0, bs) && (!at->has[1] || item_block(at, 1, bs)) &&
+            (!at->has[2] || item_empty(at, 2))) {
                 s->mgm_authenticated = step == PIV_AUTH_WITNESS_SENT &&
                                        CRYPTO_memcmp(at->item[0].value, s->auth_secret, bs) == 0;
                 if (!s->mgm_authenticated)
@@ -398,8 +400,8 @@ static uint16_t mgm_authenticate(PivCard *c, const Apdu *a, const AuthTemplate *
         if (item_block(at, 2, bs) && !at->has[0] && !at->has[1]) {
                 if (piv_mgm_crypt(c->mgm_alg, c->mgm_key, c->mgm_key_len, 1, s->auth_secret, block) < 0)
                         return SW_NO_DIAGNOSIS;
-                s->mgm_authenticated = step == PIV_AUTH_CHALLENGE_SENT &&
-                                       CRYPTO_memcmp(at->item[2].value, block, bs) == 0;
+                s->mgm_authenticated =
+                        step == PIV_AUTH_CHALLENGE_SENT && CRYPTO_memcmp(at->item[2].value, block, bs) == 0;
                 return s->mgm_authenticated ? SW_OK : SW_SECURITY_STATUS;
         }
         s->mgm_authenticated = false;
@@ -435,9 +437,11 @@ static uint16_t key_operation(PivCard *c, const Apdu *a, const AuthTemplate *at,
         if (!pin_policy_met(&c->session, k))
                 return SW_SECURITY_STATUS;
         if (ecdh)
-                r = piv_key_ecdh(k->pkey, at->item[5].value, at->item[5].length, result, sizeof result, &len);
+                r = piv_key_ecdh(k->pkey, at->item[5].value, at->item[5].length, result, sizeof result,
+                                 &len);
         else
-                r = piv_key_sign(k->pkey, at->item[1].value, at->item[1].length, result, sizeof result, &len);
+                r = piv_key_sign(k->pkey, at->item[1].value, at->item[1].length, result, sizeof result,
+                                 &len);
         if (r < 0)
                 return r == -EINVAL ? SW_WRONG_DATA : SW_NO_DIAGNOSIS;
         if (k->pin_policy == PIV_PIN_POLICY_ALWAYS)
@@ -490,7 +494,8 @@ static uint16_t cmd_generate(PivCard *c, const Apdu *a, Answer *out) {
         }
         if (k < 0 || pin_policy > PIV_PIN_POLICY_ALWAYS || touch_policy > 3)
                 return SW_WRONG_DATA;
-        if (alg != PIV_ALG_RSA1024 && alg != PIV_ALG_RSA2048 && alg != PIV_ALG_ECCP256 && alg != PIV_ALG_ECCP384)
+        if (alg != PIV_ALG_RSA1024 && alg != PIV_ALG_RSA2048 && alg != PIV_ALG_ECCP256 &&
+            alg != PIV_ALG_ECCP384)
                 return SW_WRONG_DATA;
         if (piv_key_generate(alg, &pkey) < 0)
                 return SW_NO_DIAGNOSIS;

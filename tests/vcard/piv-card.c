@@ -49,7 +49,8 @@ void piv_card_session_reset(PivCard *c) {
 }
 
 bool piv_slot_is_key(uint8_t slot) {
-        return slot == 0x9A || slot == 0x9C || slot == 0x9D || slot == 0x9E || (slot >= 0x82 && slot <= 0x95);
+        return slot == 0x9A || slot == 0x9C || slot == 0x9D || slot == 0x9E ||
+               (slot >= 0x82 && slot <= 0x95);
 }
 
 uint32_t piv_slot_cert_tag(uint8_t slot) {
@@ -112,7 +113,8 @@ int piv_card_set_key(PivCard *c, uint8_t slot, uint8_t algorithm, uint8_t pin_po
                 return -EINVAL;
         EVP_PKEY_free(k->pkey);
         k->algorithm = algorithm;
-        k->pin_policy = pin_policy == PIV_PIN_POLICY_DEFAULT ? piv_slot_default_pin_policy(slot) : pin_policy;
+        k->pin_policy =
+                pin_policy == PIV_PIN_POLICY_DEFAULT ? piv_slot_default_pin_policy(slot) : pin_policy;
         k->touch_policy = touch_policy == 0 ? 1 : touch_policy;
         k->origin = origin;
         k->uses = 0;

@@ -92,12 +92,14 @@ int piv_key_put_public(EVP_PKEY *pkey, TlvWriter *w) {
                         return r;
                 return put_bn(pkey, OSSL_PKEY_PARAM_RSA_E, 0x82, w);
         }
-        if (!EVP_PKEY_get_octet_string_param(pkey, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, point, sizeof point, &len))
+        if (!EVP_PKEY_get_octet_string_param(pkey, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, point, sizeof point,
+                                             &len))
                 return -EIO;
         return tlv_put(w, 0x86, point, len);
 }
 
-int piv_key_sign(EVP_PKEY *pkey, const uint8_t *in, size_t in_len, uint8_t *out, size_t cap, size_t *ret_len) {
+int piv_key_sign(EVP_PKEY *pkey, const uint8_t *in, size_t in_len, uint8_t *out, size_t cap,
+                 size_t *ret_len) {
         _cleanup_(EVP_PKEY_CTX_freep) EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL);
         bool rsa = EVP_PKEY_is_a(pkey, "RSA");
         size_t len = cap;
@@ -108,7 +110,8 @@ int piv_key_sign(EVP_PKEY *pkey, const uint8_t *in, size_t in_len, uint8_t *out,
                 /* The client padded the block; the card only raises it to d. */
                 if (in_len != (size_t) EVP_PKEY_get_size(pkey))
                         return -EINVAL;
-                if (EVP_PKEY_decrypt_init(ctx) <= 0 || EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_NO_PADDING) <= 0)
+                if (EVP_PKEY_decrypt_init(ctx) <= 0 ||
+                    EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_NO_PADDING) <= 0)
                         return -EIO;
                 if (EVP_PKEY_decrypt(ctx, out, &len, in, in_len) <= 0)
                         return -EINVAL; /* a block not below the modulus */
@@ -137,7 +140,8 @@ static int peer_key(EVP_PKEY *own, const uint8_t *point, size_t point_len, EVP_P
         params = OSSL_PARAM_BLD_to_param(bld);
         if (!params)
                 return -ENOMEM;
-        if (EVP_PKEY_fromdata_init(ctx) <= 0 || EVP_PKEY_fromdata(ctx, &peer, EVP_PKEY_PUBLIC_KEY, params) <= 0)
+        if (EVP_PKEY_fromdata_init(ctx) <= 0 ||
+            EVP_PKEY_fromdata(ctx, &peer, EVP_PKEY_PUBLIC_KEY, params) <= 0)
                 return -EINVAL; /* not a point of this curve */
         *ret = peer;
         return 0;
@@ -195,8 +199,8 @@ int piv_mgm_crypt(uint8_t alg, const uint8_t *key, size_t key_len, int encrypt, 
         cipher = EVP_CIPHER_fetch(NULL, name, NULL);
         if (!cipher)
                 return -EIO;
-        if (!EVP_CipherInit_ex2(ctx, cipher, key, NULL, encrypt, NULL) || !EVP_CIPHER_CTX_set_padding(ctx, 0) ||
-            !EVP_CipherUpdate(ctx, out, &n, in, block) || n != block)
+        if (!EVP_CipherInit_ex2(ctx, cipher, key, NULL, encrypt, NULL) ||
+            !EVP_CIPHER_CTX_set_padding(ctx, 0) || !EVP_CipherUpdate(ctx, out, &n, in, block) || n != block)
                 return -EIO;
         return 0;
 }

@@ -27,7 +27,8 @@ int piv_key_put_public(EVP_PKEY *pkey, TlvWriter *w);
 /* RSA: the raw private operation on a block as long as the modulus (the
  * client did the padding). EC: an ECDSA signature (DER) over a hash,
  * truncated to the curve as ECDSA does. */
-int piv_key_sign(EVP_PKEY *pkey, const uint8_t *in, size_t in_len, uint8_t *out, size_t cap, size_t *ret_len);
+int piv_key_sign(EVP_PKEY *pkey, const uint8_t *in, size_t in_len, uint8_t *out, size_t cap,
+                 size_t *ret_len);
 
 /* ECDH with the peer's uncompressed point: the shared X coordinate. */
 int piv_key_ecdh(EVP_PKEY *pkey, const uint8_t *point, size_t point_len, uint8_t *out, size_t cap,

@@ -175,7 +175,8 @@ static void test_mgm_key(uint8_t alg, const char *key_hex) {
                 snprintf(apdu, sizeof apdu, "0087%02X9B147C12801000000000000000000000000000000000", alg);
         ASSERT_EQ(send_hex(c, apdu, NULL), 0x6982);
         /* the wrong algorithm */
-        snprintf(apdu, sizeof apdu, "0087%02X9B047C028000", alg == PIV_ALG_3DES ? PIV_ALG_AES128 : PIV_ALG_3DES);
+        snprintf(apdu, sizeof apdu, "0087%02X9B047C028000",
+                 alg == PIV_ALG_3DES ? PIV_ALG_AES128 : PIV_ALG_3DES);
         ASSERT_EQ(send_hex(c, apdu, NULL), 0x6A86);
 }
 
@@ -189,8 +190,8 @@ static void test_mgm_keys(void) {
 static void test_pin_retries_and_block(void) {
         _cleanup_(piv_card_freep) PivCard *c = selected_card();
 
-        ASSERT_EQ(send_hex(c, "0020008000", NULL), 0x63C3); /* status, with Lc 0 */
-        ASSERT_EQ(send_hex(c, "00200080", NULL), 0x63C3);   /* status, no Lc */
+        ASSERT_EQ(send_hex(c, "0020008000", NULL), 0x63C3);               /* status, with Lc 0 */
+        ASSERT_EQ(send_hex(c, "00200080", NULL), 0x63C3);                 /* status, no Lc */
         ASSERT_EQ(send_hex(c, "0020008007313131313131FF", NULL), 0x6A80); /* PINs come padded to 8 */
         ASSERT_EQ(send_hex(c, "0020008008313131313131FFFF", NULL), 0x63C2);
         ASSERT_EQ(send_hex(c, "0020008008313233343536FFFF", NULL), 0x9000);
@@ -207,7 +208,8 @@ static void test_pin_retries_and_block(void) {
 
         /* a wrong PUK costs a PUK retry, the right one unblocks */
         ASSERT_EQ(send_hex(c, "002C00801031323334353637FF373737373737FFFF", NULL), 0x63C2);
-        ASSERT_EQ(send_hex(c, "002C00801031323334353637383737373737FFFFFF", NULL), 0x6A80); /* short new PIN */
+        ASSERT_EQ(send_hex(c, "002C00801031323334353637383737373737FFFFFF", NULL),
+                  0x6A80); /* short new PIN */
         ASSERT_EQ(send_hex(c, "002C0080103132333435363738373737373737FFFF", NULL), 0x9000);
         ASSERT_EQ(c->puk_retries_left, 3);
         ASSERT_EQ(send_hex(c, "0020008008373737373737FFFF", NULL), 0x9000);
@@ -283,7 +285,8 @@ static EVP_PKEY *public_key_from(const uint8_t *p, size_t len, uint8_t alg) {
         } else {
                 ASSERT_EQ(tlv_find(outer.value, outer.length, 0x86, &t), 0);
                 ASSERT_TRUE(OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, "P-256", 0));
-                ASSERT_TRUE(OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, t.value, t.length));
+                ASSERT_TRUE(
+                        OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, t.value, t.length));
         }
         params = OSSL_PARAM_BLD_to_param(bld);
         ASSERT_TRUE(EVP_PKEY_fromdata_init(ctx) > 0);
@@ -363,7 +366,8 @@ static void test_generate_and_sign_ec(void) {
         ASSERT_EQ(r.data[2], PIV_ALG_ECCP256);
         ASSERT_EQ(send_hex(c, "00F7009D00", NULL), 0x6A88);
         ASSERT_EQ(send_hex(c, "00F7008000", &r), 0x9000);
-        ASSERT_MEMEQ(r.data, ((uint8_t[]){ 0x01, 0x01, 0xFF, 0x05, 0x01, 0x01, 0x06, 0x02, 0x03, 0x03 }), 10);
+        ASSERT_MEMEQ(r.data, ((uint8_t[]){ 0x01, 0x01, 0xFF, 0x05, 0x01, 0x01, 0x06, 0x02, 0x03, 0x03 }),
+                     10);
         ASSERT_EQ(send_hex(c, "00F7009B00", &r), 0x9000);
         ASSERT_MEMEQ(r.data, ((uint8_t[]){ 0x01, 0x01, 0x03 }), 3);
         EVP_PKEY_free(pub);
@@ -382,8 +386,8 @@ static void test_ecdh(void) {
         authenticate_mgm(c);
         ASSERT_EQ(send_hex(c, "0047009D05AC03800111", &r), 0x9000);
         pub = public_key_from(r.data, r.len, PIV_ALG_ECCP256);
-        ASSERT_TRUE(EVP_PKEY_get_octet_string_param(peer, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, point, sizeof point,
-                                                    &len));
+        ASSERT_TRUE(EVP_PKEY_get_octet_string_param(peer, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, point,
+                                                    sizeof point, &len));
         tlv_writer_init(&w, req, sizeof req);
         tlv_open(&w, 0x7C);
         tlv_put(&w, 0x82, NULL, 0);
@@ -419,7 +423,8 @@ static void test_generate_and_sign_rsa(void) {
         EVP_PKEY *pub;
 
         authenticate_mgm(c);
-        ASSERT_EQ(send_long(c, 0x47, 0x00, 0x9E, (uint8_t[]){ 0xAC, 0x03, 0x80, 0x01, 0x07 }, 5, gen, &gen_len),
+        ASSERT_EQ(send_long(c, 0x47, 0x00, 0x9E, (uint8_t[]){ 0xAC, 0x03, 0x80, 0x01, 0x07 }, 5, gen,
+                            &gen_len),
                   0x9000);
         ASSERT_TRUE(gen_len > 256); /* came in two pieces */
         pub = public_key_from(gen, gen_len, PIV_ALG_RSA2048);

@@ -74,8 +74,8 @@ static int build_card(const CreateOptions *o, PivCard *c) {
         else
                 c->serial = c->serial % 90000000 + 10000000; /* eight digits, as YubiKeys have */
         if (o->version) {
-                if (sscanf(o->version, "%u.%u.%u%c", &v[0], &v[1], &v[2], &end) != 3 || v[0] > 255 || v[1] > 255 ||
-                    v[2] > 255) {
+                if (sscanf(o->version, "%u.%u.%u%c", &v[0], &v[1], &v[2], &end) != 3 || v[0] > 255 ||
+                    v[1] > 255 || v[2] > 255) {
                         fprintf(stderr, "keyrenew-vcard create: --yk-version wants X.Y.Z\n");
                         return -EINVAL;
                 }
@@ -105,8 +105,20 @@ static int parse_retries(const char *arg, unsigned *ret) {
 }
 
 static int parse_create_options(int argc, char **argv, CreateOptions *o) {
-        enum { OPT_SERIAL = 256, OPT_PIN, OPT_PUK, OPT_PIN_RETRIES, OPT_PUK_RETRIES, OPT_MGM_KEY, OPT_MGM_ALG,
-               OPT_PROTECTED, OPT_VERSION, OPT_FORCE, OPT_NO_CHUID, OPT_NO_CCC };
+        enum {
+                OPT_SERIAL = 256,
+                OPT_PIN,
+                OPT_PUK,
+                OPT_PIN_RETRIES,
+                OPT_PUK_RETRIES,
+                OPT_MGM_KEY,
+                OPT_MGM_ALG,
+                OPT_PROTECTED,
+                OPT_VERSION,
+                OPT_FORCE,
+                OPT_NO_CHUID,
+                OPT_NO_CCC
+        };
         static const struct option options[] = {
                 { "serial", required_argument, NULL, OPT_SERIAL },
                 { "pin", required_argument, NULL, OPT_PIN },

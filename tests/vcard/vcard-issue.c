@@ -57,7 +57,8 @@ static int parse_subject(const char *s, X509_NAME **ret) {
                 if (!eq || eq == rdn || eq[1] == '\0')
                         return -EINVAL;
                 *eq = '\0';
-                if (!X509_NAME_add_entry_by_txt(name, rdn, MBSTRING_UTF8, (unsigned char *) eq + 1, -1, -1, 0))
+                if (!X509_NAME_add_entry_by_txt(name, rdn, MBSTRING_UTF8, (unsigned char *) eq + 1, -1, -1,
+                                                0))
                         return -EINVAL;
         }
         if (X509_NAME_entry_count(name) == 0)
@@ -154,8 +155,8 @@ static int make_certificate(const IssueOptions *o, EVP_PKEY *pkey, X509 **ret) {
         if (!x)
                 return -ENOMEM;
         if (o->ca_cert && (r = load_ca(o, &ca, &ca_key)) < 0) {
-                fprintf(stderr, "keyrenew-vcard issue: cannot use the CA %s / %s: %s\n", o->ca_cert, o->ca_key,
-                        strerror(-r));
+                fprintf(stderr, "keyrenew-vcard issue: cannot use the CA %s / %s: %s\n", o->ca_cert,
+                        o->ca_key, strerror(-r));
                 return r;
         }
         r = parse_subject(o->subject, &subject);
@@ -196,7 +197,8 @@ static int issue(const IssueOptions *o) {
 
         r = card_state_load(o->state, &card, &line);
         if (r < 0) {
-                fprintf(stderr, "keyrenew-vcard issue: cannot load %s (line %u): %s\n", o->state, line, strerror(-r));
+                fprintf(stderr, "keyrenew-vcard issue: cannot load %s (line %u): %s\n", o->state, line,
+                        strerror(-r));
                 return r;
         }
         r = piv_key_generate(o->algorithm, &pkey);
@@ -232,8 +234,20 @@ static int parse_pin_policy(const char *s, uint8_t *ret) {
 }
 
 static int parse_issue_options(int argc, char **argv, IssueOptions *o) {
-        enum { OPT_SLOT = 256, OPT_ALG, OPT_SUBJECT, OPT_CA_CERT, OPT_CA_KEY, OPT_DAYS, OPT_NOT_AFTER,
-               OPT_NOT_BEFORE, OPT_USAGE, OPT_SERIAL, OPT_OUT, OPT_PIN_POLICY };
+        enum {
+                OPT_SLOT = 256,
+                OPT_ALG,
+                OPT_SUBJECT,
+                OPT_CA_CERT,
+                OPT_CA_KEY,
+                OPT_DAYS,
+                OPT_NOT_AFTER,
+                OPT_NOT_BEFORE,
+                OPT_USAGE,
+                OPT_SERIAL,
+                OPT_OUT,
+                OPT_PIN_POLICY
+        };
         static const struct option options[] = {
                 { "slot", required_argument, NULL, OPT_SLOT },
                 { "algorithm", required_argument, NULL, OPT_ALG },
@@ -259,7 +273,8 @@ static int parse_issue_options(int argc, char **argv, IssueOptions *o) {
                         issue_usage(stdout);
                         return 1;
                 case OPT_SLOT:
-                        r = sscanf(optarg, "%2x", &slot) == 1 && strlen(optarg) == 2 && piv_slot_is_key((uint8_t) slot)
+                        r = sscanf(optarg, "%2x", &slot) == 1 && strlen(optarg) == 2 &&
+                                            piv_slot_is_key((uint8_t) slot)
                                     ? 0
                                     : -EINVAL;
                         o->slot = (uint8_t) slot;
@@ -267,7 +282,8 @@ static int parse_issue_options(int argc, char **argv, IssueOptions *o) {
                 case OPT_ALG:
                         o->algorithm = piv_alg_from_string(optarg);
                         r = o->algorithm == PIV_ALG_RSA2048 || o->algorithm == PIV_ALG_RSA1024 ||
-                                            o->algorithm == PIV_ALG_ECCP256 || o->algorithm == PIV_ALG_ECCP384
+                                            o->algorithm == PIV_ALG_ECCP256 ||
+                                            o->algorithm == PIV_ALG_ECCP384
                                     ? 0
                                     : -EINVAL;
                         break;
@@ -292,7 +308,9 @@ static int parse_issue_options(int argc, char **argv, IssueOptions *o) {
                         o->not_before = optarg;
                         break;
                 case OPT_USAGE:
-                        o->usage = strcmp(optarg, "signing") == 0 ? 0 : strcmp(optarg, "encryption") == 0 ? 1 : -2;
+                        o->usage = strcmp(optarg, "signing") == 0      ? 0
+                                   : strcmp(optarg, "encryption") == 0 ? 1
+                                                                       : -2;
                         r = o->usage < 0 ? -EINVAL : 0;
                         break;
                 case OPT_SERIAL:

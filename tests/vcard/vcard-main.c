@@ -24,7 +24,8 @@ static void usage(FILE *f) {
               "  issue STATE    generate a key in a slot and store a certificate for it\n"
               "  show STATE     print the card's state (--json for tests)\n"
               "  run STATE      connect to vpcd and be the card (--port P)\n\n"
-              "keyrenew-vcard COMMAND --help shows a command's options; tests/vcard/README.md has them all.\n",
+              "keyrenew-vcard COMMAND --help shows a command's options; tests/vcard/README.md has them "
+              "all.\n",
               f);
 }
 

@@ -36,7 +36,8 @@ typedef struct Runner {
 
 static void run_usage(FILE *f) {
         fputs("Usage: keyrenew-vcard run STATE --port P [--host 127.0.0.1] [--connect-timeout SEC]\n"
-              "        [--vanish-before N] [--vanish-after N] [--delay-ms MS] [--fail-sw N:SW]... [--log FILE]\n",
+              "        [--vanish-before N] [--vanish-after N] [--delay-ms MS] [--fail-sw N:SW]... [--log "
+              "FILE]\n",
               f);
 }
 
@@ -149,7 +150,15 @@ static int serve(Runner *rn, const sigset_t *wait_mask) {
 }
 
 static int parse_run_options(int argc, char **argv, RunOptions *o) {
-        enum { OPT_HOST = 256, OPT_TIMEOUT, OPT_VB, OPT_VA, OPT_DELAY, OPT_FAIL, OPT_LOG };
+        enum {
+                OPT_HOST = 256,
+                OPT_TIMEOUT,
+                OPT_VB,
+                OPT_VA,
+                OPT_DELAY,
+                OPT_FAIL,
+                OPT_LOG
+        };
         static const struct option options[] = {
                 { "port", required_argument, NULL, 'p' },
                 { "host", required_argument, NULL, OPT_HOST },

@@ -28,7 +28,9 @@ static char *name_to_string(const X509_NAME *name) {
         char *data;
         long len;
 
-        if (!bio || X509_NAME_print_ex(bio, name, 0, (XN_FLAG_ONELINE & ~XN_FLAG_SPC_EQ & ~ASN1_STRFLGS_ESC_MSB) | ASN1_STRFLGS_UTF8_CONVERT) < 0)
+        if (!bio || X509_NAME_print_ex(bio, name, 0,
+                                       (XN_FLAG_ONELINE & ~XN_FLAG_SPC_EQ & ~ASN1_STRFLGS_ESC_MSB) |
+                                               ASN1_STRFLGS_UTF8_CONVERT) < 0)
                 return NULL;
         len = BIO_get_mem_data(bio, &data);
         if (len >= 0)
@@ -53,10 +55,11 @@ static json_t *certificate_json(X509 *x) {
         json_t *j = NULL;
 
         BN_free(bn);
-        if (subject && issuer && serial && time_to_string(X509_get0_notBefore(x), not_before, sizeof not_before) == 0 &&
+        if (subject && issuer && serial &&
+            time_to_string(X509_get0_notBefore(x), not_before, sizeof not_before) == 0 &&
             time_to_string(X509_get0_notAfter(x), not_after, sizeof not_after) == 0)
-                j = json_pack("{s:s, s:s, s:s, s:s, s:s}", "subject", subject, "issuer", issuer, "serial", serial,
-                              "not_before", not_before, "not_after", not_after);
+                j = json_pack("{s:s, s:s, s:s, s:s, s:s}", "subject", subject, "issuer", issuer, "serial",
+                              serial, "not_before", not_before, "not_after", not_after);
         OPENSSL_free(serial);
         return j;
 }
@@ -76,10 +79,11 @@ static int slot_json(const PivCard *c, uint8_t slot, json_t **ret) {
         if (!j)
                 return -ENOMEM;
         if (k)
-                json_object_update_new(j, json_pack("{s:s, s:s, s:s, s:i}", "algorithm", piv_alg_to_string(k->algorithm),
-                                                "pin_policy", pin_policy_names[k->pin_policy & 3], "origin",
-                                                k->origin == PIV_ORIGIN_GENERATED ? "generated" : "imported",
-                                                "uses", (json_int_t) k->uses));
+                json_object_update_new(
+                        j, json_pack("{s:s, s:s, s:s, s:i}", "algorithm", piv_alg_to_string(k->algorithm),
+                                     "pin_policy", pin_policy_names[k->pin_policy & 3], "origin",
+                                     k->origin == PIV_ORIGIN_GENERATED ? "generated" : "imported", "uses",
+                                     (json_int_t) k->uses));
         if (r > 0)
                 json_object_set_new(j, "certificate", certificate_json(cert));
         else if (r < 0)
@@ -89,8 +93,8 @@ static int slot_json(const PivCard *c, uint8_t slot, json_t **ret) {
 }
 
 static json_t *reference_json(const uint8_t *value, const uint8_t *def, uint8_t left, uint8_t max) {
-        return json_pack("{s:i, s:i, s:b, s:b}", "retries_left", left, "retries_max", max, "blocked", left == 0,
-                         "default", memcmp(value, def, PIV_PIN_SIZE) == 0);
+        return json_pack("{s:i, s:i, s:b, s:b}", "retries_left", left, "retries_max", max, "blocked",
+                         left == 0, "default", memcmp(value, def, PIV_PIN_SIZE) == 0);
 }
 
 static json_t *card_json(const PivCard *c) {
@@ -109,12 +113,13 @@ static json_t *card_json(const PivCard *c) {
                 json_array_append_new(objects, json_string(tag));
         }
         snprintf(version, sizeof version, "%u.%u.%u", c->version[0], c->version[1], c->version[2]);
-        j = json_pack("{s:I, s:s, s:o, s:o, s:{s:s, s:b, s:b}, s:o, s:o}", "serial", (json_int_t) c->serial, "version",
-                      version, "pin",
-                      reference_json(c->pin, piv_default_pin, c->pin_retries_left, c->pin_retries_max), "puk",
-                      reference_json(c->puk, piv_default_puk, c->puk_retries_left, c->puk_retries_max), "mgm",
-                      "algorithm", piv_alg_to_string(c->mgm_alg), "default", mgm_default, "pin_protected",
-                      card_objects_mgm_protected(c), "slots", slots, "objects", objects);
+        j = json_pack("{s:I, s:s, s:o, s:o, s:{s:s, s:b, s:b}, s:o, s:o}", "serial", (json_int_t) c->serial,
+                      "version", version, "pin",
+                      reference_json(c->pin, piv_default_pin, c->pin_retries_left, c->pin_retries_max),
+                      "puk",
+                      reference_json(c->puk, piv_default_puk, c->puk_retries_left, c->puk_retries_max),
+                      "mgm", "algorithm", piv_alg_to_string(c->mgm_alg), "default", mgm_default,
+                      "pin_protected", card_objects_mgm_protected(c), "slots", slots, "objects", objects);
         return j;
 }
 
@@ -122,7 +127,8 @@ static void print_text(json_t *j) {
         json_t *slot, *cert;
         size_t i;
 
-        printf("serial:         %lld\nversion:        %s\n", (long long) json_integer_value(json_object_get(j, "serial")),
+        printf("serial:         %lld\nversion:        %s\n",
+               (long long) json_integer_value(json_object_get(j, "serial")),
                json_string_value(json_object_get(j, "version")));
         for (const char *const *ref = (const char *const[]){ "pin", "puk", NULL }; *ref; ref++) {
                 json_t *r = json_object_get(j, *ref);
@@ -132,9 +138,11 @@ static void print_text(json_t *j) {
                        json_is_true(json_object_get(r, "blocked")) ? ", BLOCKED" : "",
                        json_is_true(json_object_get(r, "default")) ? ", default value" : "");
         }
-        printf("management key: %s%s%s\n", json_string_value(json_object_get(json_object_get(j, "mgm"), "algorithm")),
+        printf("management key: %s%s%s\n",
+               json_string_value(json_object_get(json_object_get(j, "mgm"), "algorithm")),
                json_is_true(json_object_get(json_object_get(j, "mgm"), "default")) ? ", default value" : "",
-               json_is_true(json_object_get(json_object_get(j, "mgm"), "pin_protected")) ? ", PIN-protected" : "");
+               json_is_true(json_object_get(json_object_get(j, "mgm"), "pin_protected")) ? ", PIN-protected"
+                                                                                         : "");
         json_array_foreach(json_object_get(j, "slots"), i, slot) {
                 printf("slot %s:        ", json_string_value(json_object_get(slot, "slot")));
                 if (json_object_get(slot, "algorithm"))
