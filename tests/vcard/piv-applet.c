@@ -149,17 +149,32 @@ static int check_reference(PivCard *c, const uint8_t *given, const uint8_t *stor
         return 1;
 }
 
+/* A YubiKey's management application: selecting it leaves PIV, and PIV's
+ * security state with it. yubico-piv-tool does that to learn the PIN
+ * retries of a card whose PIN is verified. Nothing else of it is here. */
+static const uint8_t yubico_mgmt_aid[] = { 0xA0, 0x00, 0x00, 0x05, 0x27, 0x47, 0x11, 0x17 };
+
+static uint16_t select_other(PivCard *c, const Apdu *a) {
+        PivSession *s = &c->session;
+
+        if (a->lc != sizeof yubico_mgmt_aid || memcmp(a->data, yubico_mgmt_aid, a->lc) != 0)
+                return SW_NOT_FOUND;
+        s->selected = s->pin_verified = s->pin_fresh = s->mgm_authenticated = false;
+        return SW_OK;
+}
+
 static uint16_t cmd_select(PivCard *c, const Apdu *a, Answer *out) {
         static const uint8_t pix[] = { 0x00, 0x00, 0x10, 0x00, 0x01, 0x00 };
         static const uint8_t algs[] = { PIV_ALG_3DES,    PIV_ALG_AES128,  PIV_ALG_AES192,  PIV_ALG_AES256,
                                         PIV_ALG_RSA1024, PIV_ALG_RSA2048, PIV_ALG_ECCP256, PIV_ALG_ECCP384 };
         TlvWriter w;
 
-        /* Any other application, file or AID: not here, and whatever was
+        /* Any other application, file or AID is not here, and whatever was
          * selected stays selected (yubico-piv-tool relies on that). */
-        if (a->p1 != 0x04 || a->lc < PIV_RID_LEN || a->lc > sizeof piv_aid ||
-            memcmp(a->data, piv_aid, a->lc) != 0)
+        if (a->p1 != 0x04)
                 return SW_NOT_FOUND;
+        if (a->lc < PIV_RID_LEN || a->lc > sizeof piv_aid || memcmp(a->data, piv_aid, a->lc) != 0)
+                return select_other(c, a);
         c->session.selected = true;
         if (a->p2 == 0x0C)
                 return SW_OK;

@@ -136,6 +136,12 @@ static void test_select(void) {
         ASSERT_EQ(send_hex(c, "00F8000000", &r), 0x9000);
         ASSERT_EQ(r.len, 4);
         ASSERT_EQ(send_hex(c, "80FD000000", NULL), 0x6E00);
+        /* YubiKey's management application: PIV is left, its PIN forgotten */
+        ASSERT_EQ(send_hex(c, "0020008008313233343536FFFF", NULL), 0x9000);
+        ASSERT_EQ(send_hex(c, "00A4040008A000000527471117", NULL), 0x9000);
+        ASSERT_EQ(send_hex(c, "00200080", NULL), 0x6D00);
+        ASSERT_EQ(send_hex(c, "00A4040005A000000308", NULL), 0x9000);
+        ASSERT_EQ(send_hex(c, "00200080", NULL), 0x63C3);
         ASSERT_EQ(send_hex(c, "00A4", NULL), 0x6700);
         ASSERT_EQ(send_hex(c, "00A4040009A0000003", NULL), 0x6700);
         piv_card_session_reset(c);
