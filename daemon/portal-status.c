@@ -15,7 +15,7 @@
 #include "macro.h"
 #include "portal-schedule.h"
 
-#define BASE_URL_MAX 1024
+#define BASE_URL_MAX 512
 #define ISSUER_HASH_LEN 64
 #define SERIAL_HEX_MAX 40
 #define PORTAL_ERROR_DESCRIPTION_MAX 512

@@ -38,7 +38,7 @@ bool portal_cert_id_is_valid(const char *s);
 
 /* Whether url may be a portal base URL: https (or, when allow_http_loopback,
  * http to 127.0.0.1, ::1 or localhost), with a host, without user
- * information, query or fragment, at most 1024 bytes. */
+ * information, query or fragment, at most 512 bytes. */
 bool portal_base_url_is_valid(const char *url, bool allow_http_loopback);
 
 /* One request: at most PORTAL_BATCH_MAX certificates, sorted, distinct. */
