@@ -572,6 +572,7 @@ static int result_build(PortalClient *c, PortalPollResult *res, const PortalCert
         size_t n = 0, total = 0;
 
         res->not_modified = true;
+        res->http_status = c->n_batches > 0 ? c->transfers[0].http_status : 0;
         for (size_t i = 0; i < c->n_batches; i++) {
                 Transfer *t = &c->transfers[i];
 

@@ -38,7 +38,7 @@ typedef struct PortalPollResult {
          * -EIO (another HTTP status). */
         int error;
         const char *error_message; /* for the log; NULL when error is 0 */
-        long http_status;          /* of the first failed request (0: none, or no answer) */
+        long http_status;          /* of the first failed request, else of the first (0: no answer) */
         bool not_modified;         /* every request was answered 304 */
         /* The status of each certificate whose request was answered (200,
          * or 304 with the answer kept from before), sorted by cert. */
