@@ -119,6 +119,22 @@ def test_unknown_certificates_are_not_asked_again(portal):
     assert list(by_cert(polls[1])) == [cert_id]
 
 
+def test_key_insertion_asks_at_once_at_most_once_a_minute(portal):
+    _, _, cert_id = portal.customer()
+    stranger = f"{UNKNOWN_ISSUER}:78"
+    start = time.monotonic()
+    polls, proc = probe("--url", portal.url, "--ca", portal.bundle, "--fixed-jitter", "--cert", cert_id,
+                        "--cert", stranger, "--polls", "2", "--insert-key")
+    # The insertion after the first poll asked at once, about the
+    # certificate the portal disowned too (the key may be its own now).
+    assert time.monotonic() - start < 30
+    assert sorted(by_cert(polls[1])) == sorted([cert_id, stranger])
+    assert polls[1]["http_status"] == 304
+    # A second insertion within the minute leaves the schedule alone.
+    (line,) = [json.loads(x) for x in proc.stdout.splitlines() if "after_insert" in x]
+    assert near(line["after_insert_next_poll_in_ms"], 21600 * 1.05)
+
+
 def test_poll_interval_hint_is_obeyed(portal):
     _, _, cert_id = portal.customer()
     portal.admin("poll-interval", "3600")

@@ -7,7 +7,9 @@
  *       --cert ISSUER_HASH:SERIAL --cert-file cert.pem [--polls N] ...
  *
  * Between polls the client is stopped and started again (a start polls at
- * once), so the ETag of one poll is sent by the next. Exit status: 0 when
+ * once), so the ETag of one poll is sent by the next; with --insert-key it
+ * is told instead that a key holding all the certificates was inserted,
+ * and after the last poll once more, printing when the next poll is due.  Exit status: 0 when
  * the polls ran (whatever they found), 1 when the client could not be set
  * up, 2 for a bad command line. */
 
@@ -33,7 +35,9 @@ typedef struct Probe {
         PortalClient *client;
         unsigned polls_left;
         unsigned polls_done;
-        bool fixed_jitter;
+        /* --insert-key: between polls, a key with these was inserted (no restart). */
+        char **inserted;
+        size_t n_inserted;
 } Probe;
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(X509 *, X509_free)
@@ -117,17 +121,35 @@ static void on_client_closed(void *userdata) {
         curl_loop_close(p->curl, NULL, NULL);
 }
 
+/* After the last poll with --insert-key: one more insertion, which must
+ * not move the next poll if the last ask-now was less than a minute ago. */
+static void print_last_insertion(Probe *p) {
+        uint64_t next, now = uv_now(&p->loop);
+
+        (void) portal_client_key_inserted(p->client, p->inserted, p->n_inserted);
+        next = portal_client_next_poll_ms(p->client);
+        printf("{\"after_insert_next_poll_in_ms\":%llu}\n",
+               (unsigned long long) (next > now ? next - now : 0));
+        fflush(stdout);
+}
+
 static void on_result(PortalClient *c, const PortalPollResult *res, void *userdata) {
         Probe *p = userdata;
 
         p->polls_done++;
         print_result(p, res);
         if (--p->polls_left == 0) {
+                if (p->n_inserted > 0)
+                        print_last_insertion(p);
                 portal_client_close(c, on_client_closed, p);
                 return;
         }
-        portal_client_stop(c);
-        (void) portal_client_start(c);
+        if (p->n_inserted > 0)
+                (void) portal_client_key_inserted(c, p->inserted, p->n_inserted);
+        else {
+                portal_client_stop(c);
+                (void) portal_client_start(c);
+        }
 }
 
 static uint32_t half_jitter(void *userdata) {
@@ -137,7 +159,7 @@ static uint32_t half_jitter(void *userdata) {
 static void help(void) {
         printf("portal-status-probe --url BASE [--ca FILE] [--cert ID]... [--cert-file FILE]...\n"
                "                    [--polls N] [--poll-interval SEC] [--connect-timeout-ms MS]\n"
-               "                    [--timeout-ms MS] [--fixed-jitter] [--verbose]\n");
+               "                    [--timeout-ms MS] [--fixed-jitter] [--insert-key] [--verbose]\n");
 }
 
 typedef struct Args {
@@ -145,6 +167,7 @@ typedef struct Args {
         char *certs[CERTS_MAX];
         size_t n_certs;
         unsigned polls;
+        bool insert_key;
 } Args;
 
 static int parse_unsigned(const char *s, unsigned *ret) {
@@ -185,6 +208,7 @@ static int parse_args(int argc, char **argv, Args *a) {
                 { "connect-timeout-ms", required_argument, NULL, 'C' },
                 { "timeout-ms", required_argument, NULL, 'T' },
                 { "fixed-jitter", no_argument, NULL, 'j' },
+                { "insert-key", no_argument, NULL, 'k' },
                 { "verbose", no_argument, NULL, 'v' },
                 { "help", no_argument, NULL, 'h' },
                 {},
@@ -220,6 +244,9 @@ static int parse_args(int argc, char **argv, Args *a) {
                 case 'j':
                         a->options.random_u32 = half_jitter;
                         break;
+                case 'k':
+                        a->insert_key = true;
+                        break;
                 case 'v':
                         log_set_max_level(LOG_DEBUG);
                         break;
@@ -250,6 +277,10 @@ int main(int argc, char **argv) {
         for (size_t i = 0; i < a.n_certs; i++)
                 printf("{\"asking\":\"%s\"}\n", a.certs[i]);
         p.polls_left = a.polls;
+        if (a.insert_key) {
+                p.inserted = a.certs;
+                p.n_inserted = a.n_certs;
+        }
         if (uv_loop_init(&p.loop) < 0)
                 goto out;
         r = curl_loop_init(&p.loop, &p.curl);
