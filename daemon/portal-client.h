@@ -66,7 +66,9 @@ typedef struct PortalClientOptions {
 bool portal_client_allows_http_loopback(void);
 
 /* Returns 0, -EINVAL for a base URL this build does not accept or no
- * on_result, -ENOMEM. Nothing runs before start. */
+ * on_result, -ENOMEM. Nothing runs before start. curl must outlive the
+ * client: close the client first (its close callback is the moment to
+ * close the CurlLoop). */
 int portal_client_init(uv_loop_t *loop, CurlLoop *curl, const PortalClientOptions *options,
                        PortalClient **ret);
 
