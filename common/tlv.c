@@ -5,8 +5,9 @@
 #include <string.h>
 
 void tlv_reader_init(TlvReader *r, const void *buf, size_t len) {
+        /* NULL + 0 is undefined behaviour in C, so no arithmetic on NULL. */
         r->pos = buf;
-        r->end = r->pos + (buf ? len : 0);
+        r->end = buf ? r->pos + len : r->pos;
 }
 
 void tlv_reader_enter(const Tlv *t, TlvReader *ret) {
