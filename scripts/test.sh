@@ -3,7 +3,8 @@
 # Runs every test suite keyrenew has, the way CI does:
 #   - installs what is missing (scripts/setup.sh),
 #   - builds with -Werror and runs the unit tests plain and under valgrind,
-#   - builds with ASan+UBSan and runs the unit tests again,
+#   - builds with ASan+UBSan and runs the unit tests again, and once more
+#     with clang, whose build adds short libFuzzer runs,
 #   - runs the integration tests (private pcscd, buses, virtual keys),
 #   - checks the style,
 # then prints one line per suite and "N passed, N failed" (skips count as
@@ -19,7 +20,7 @@ for a in "$@"; do
 	case "$a" in
 	--no-setup) setup=0 ;;
 	--quick) quick=1 ;;
-	-h|--help) sed -n '3,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h|--help) sed -n '3,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "test.sh: unknown option '$a'; see --help" >&2; exit 2 ;;
 	esac
 done
@@ -79,6 +80,18 @@ fi
 if [ $quick -eq 0 ]; then
 	if step build-asan build build-asan -Db_sanitize=address,undefined -Db_lundef=false; then
 		meson_suite asan build-asan --setup asan
+		# The same integration tests on sanitized binaries (valgrind cannot
+		# run those, so its tests are left to the plain run).
+		summary_args+=("integration-asan=$results/integration-asan.xml")
+		ASAN_OPTIONS=abort_on_error=1:detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+		KEYRENEW_BUILD_DIR="$top/build-asan" /usr/bin/python3 -m pytest -q -rfEs \
+			-p no:cacheprovider -k "not valgrind" \
+			--junitxml="$results/integration-asan.xml" tests/integration
+	fi
+	# clang for libFuzzer: its tests include a short fuzzing run per target.
+	if CC=clang step build-fuzz build build-fuzz -Dfuzzing=true \
+		-Db_sanitize=address,undefined -Db_lundef=false; then
+		meson_suite fuzz-clang-asan build-fuzz --setup asan
 	fi
 fi
 

@@ -489,7 +489,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **state,
         }
 }
 
-static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
+/* libmicrohttpd hands us its own format strings; clang cannot see that. */
+_printf_(2, 0) static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
         log_fieldsv(LOG_NOTICE, 0, NULL, fmt, ap);
 }
 
