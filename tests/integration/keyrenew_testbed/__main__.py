@@ -85,6 +85,8 @@ def main():
     parser.add_argument("--create", action="store_true",
                         help="create card files that do not exist yet")
     args = parser.parse_args()
+    # Whoever reads our output through a pipe sees each line as it comes.
+    sys.stdout.reconfigure(line_buffering=True)
 
     # SIGTERM (or closing the terminal) cleans up like Ctrl-C does.
     for sig in (signal.SIGTERM, signal.SIGHUP):

@@ -32,11 +32,19 @@ MAX_ENTRIES = 8
 # This testbed's share of TCP ports unless KEYRENEW_TESTBED_PORTS=LOW-HIGH.
 DEFAULT_PORTS = (42000, 42199)
 PORT_LOCK_DIR = pathlib.Path(tempfile.gettempdir()) / "keyrenew-testbed-ports"
+# pcscd polls a vpcd reader every 400 ms (PCSCLITE_STATUS_POLL_RATE). When a
+# card vanishes in the middle of a client's transaction, the client's failed
+# SCardDisconnect already marks the reader empty; a card that connects
+# again before the next poll is never noticed, and the reader stays empty
+# for good. So a reader rests this long between two cards.
+REPLUG_PAUSE = 1.0
 
 
 class TestbedError(RuntimeError):
     """The testbed itself could not do what was asked (not a test failure
     of the code under test)."""
+
+    __test__ = False  # not a pytest test class, whatever its name
 
 
 def build_dir():
@@ -196,6 +204,7 @@ class PcscTestbed:
         self.readers = [f"{name} {chr(ord('A') + i // 2)} 00 {i % 2:02d}" for i in range(2 * entries)]
         self.ports = []
         self.cards = {}
+        self.emptied = {}
         self.pcscd = None
         self.monitor = None
         self.block = None
@@ -353,7 +362,11 @@ class PcscTestbed:
         pcscd reports the card present. fail_sw: [(apdu number, "6A82")]."""
         if index in self.cards and self.cards[index].running:
             raise TestbedError(f"{self.readers[index]} already holds a card")
-        self.cards.pop(index, None)
+        if self.cards.pop(index, None):
+            self.emptied[index] = time.monotonic()
+        rest = self.emptied.get(index, 0) + REPLUG_PAUSE - time.monotonic()
+        if rest > 0:
+            time.sleep(rest)
         tag = f"reader{index}-{time.monotonic_ns()}"
         apdu_log = self.dir / f"{tag}.apdu.log"
         output = self.dir / f"{tag}.out"
@@ -383,6 +396,7 @@ class PcscTestbed:
         reader empty; returns the card process's exit status."""
         card = self.cards.pop(index)
         status = stop_process(card.proc, timeout=timeout)
+        self.emptied[index] = time.monotonic()
         self.wait_present(index, False, timeout)
         return status
 

@@ -1,0 +1,137 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""The virtual key's fault modes, each seen from a real client's side:
+the key vanishing before or after an APDU, slow answers, wrong status
+words. APDU numbers are learnt from a clean run of the same command, so
+the tests do not depend on how many APDUs a client version sends."""
+
+import time
+
+from keyrenew_testbed.clients import (DEFAULT_PIN, cert_pubkey, must_fail, pkcs11, show, show_slot, status,
+                                      verify, ykpiv)
+
+
+def learn(bed, plug, card, command, ins):
+    """Runs command against card once without faults; the numbers of the
+    APDUs with instruction ins, and the count of all APDUs."""
+    c = plug(card)
+    command()
+    apdus = c.apdus()
+    assert bed.remove(c.index) == 0
+    numbers = [a["apdu"] for a in apdus if a["ins"] == ins]
+    assert numbers, f"no INS {ins} in {apdus}"
+    return numbers, len(apdus)
+
+
+def verify_pin(bed, pin, check=False):
+    return ykpiv(bed, "-a", "verify-pin", "-P", pin, check=check)
+
+
+def test_vanish_before(pcsc_bed, plug, new_card):
+    card = new_card()
+    numbers, _ = learn(pcsc_bed, plug, card, lambda: verify_pin(pcsc_bed, DEFAULT_PIN, True), "20")
+    c = plug(card, vanish_before=numbers[-1])
+    out = must_fail(verify_pin(pcsc_bed, "999999"))
+    assert "Successfully" not in out and "tries left" not in out
+    assert c.wait_exit() == 3
+    pcsc_bed.wait_present(0, False, timeout=5)
+    assert c.apdus()[-1]["fault"] == "vanish-before"
+    # The wrong PIN never reached the card: no retry lost.
+    assert show(card)["pin"]["retries_left"] == 3
+    must_fail(ykpiv(pcsc_bed, "-a", "status", check=False))
+
+
+def test_vanish_after(pcsc_bed, plug, new_card):
+    card = new_card()
+    numbers, _ = learn(pcsc_bed, plug, card, lambda: verify_pin(pcsc_bed, DEFAULT_PIN, True), "20")
+    c = plug(card, vanish_after=numbers[-1])
+    out = verify_pin(pcsc_bed, "999999")
+    # The answer came back before the key was gone...
+    assert "2 tries left" in out.stdout + out.stderr
+    assert c.wait_exit() == 3
+    # ...then the reader is empty, and the retry is lost for good.
+    pcsc_bed.wait_present(0, False, timeout=5)
+    assert c.apdus()[-1]["fault"] == "vanish-after"
+    assert show(card)["pin"]["retries_left"] == 2
+    must_fail(ykpiv(pcsc_bed, "-a", "status", check=False))
+    plug(card)
+    assert status(pcsc_bed)["pin_tries"] == 2
+
+
+def test_vanish_during_pkcs11_sign(pcsc_bed, plug, new_card, issue, tmp_path):
+    card = new_card()
+    issue(card, "9a", "eccp256", "/CN=Vanisher", "ec")
+    data = tmp_path / "data"
+    data.write_bytes(b"to be signed\n" * 50)
+
+    def sign(out, check=True):
+        return pkcs11(pcsc_bed, "--login", "--pin", DEFAULT_PIN, "--sign", "--id", "01",
+                      "-m", "ECDSA-SHA256", "-i", data, "-o", out, check=check)
+    numbers, _ = learn(pcsc_bed, plug, card, lambda: sign(tmp_path / "sig0"), "87")
+    uses = show_slot(card, "9a")["uses"]
+    c = plug(card, vanish_before=numbers[-1])
+    proc = sign(tmp_path / "sig1", check=False)
+    assert proc.returncode != 0
+    assert not (tmp_path / "sig1").exists() or (tmp_path / "sig1").stat().st_size == 0
+    assert c.wait_exit() == 3
+    pcsc_bed.wait_present(0, False, timeout=5)
+    assert show_slot(card, "9a")["uses"] == uses
+
+
+def test_delay(pcsc_bed, plug, new_card):
+    card = new_card()
+    _, count = learn(pcsc_bed, plug, card, lambda: verify_pin(pcsc_bed, DEFAULT_PIN, True), "20")
+    delay = 0.25
+    c = plug(card, delay_ms=int(delay * 1000))
+    start = time.monotonic()
+    out = verify_pin(pcsc_bed, DEFAULT_PIN, check=True)
+    took = time.monotonic() - start
+    assert "Successfully verified PIN" in out.stdout + out.stderr
+    apdus = c.apdus()
+    assert len(apdus) == count
+    assert took >= count * delay, (took, count)
+    assert all(a["us"] >= delay * 1e6 for a in apdus), apdus
+
+
+def test_fail_sw_blocked(pcsc_bed, plug, new_card):
+    card = new_card()
+    numbers, _ = learn(pcsc_bed, plug, card, lambda: verify_pin(pcsc_bed, DEFAULT_PIN, True), "20")
+    # The right PIN, answered "blocked" (6983) without being checked.
+    c = plug(card, fail_sw=[(numbers[-1], "6983")])
+    out = must_fail(verify_pin(pcsc_bed, DEFAULT_PIN))
+    assert "blocked" in out
+    entry = [a for a in c.apdus() if a["apdu"] == numbers[-1]][0]
+    assert entry["sw"] == "6983" and entry["fault"] == "fail-sw"
+    assert show(card)["pin"] == {"retries_left": 3, "retries_max": 3, "blocked": False,
+                                 "default": True}
+    # Only that one APDU: the next command works.
+    verify_pin(pcsc_bed, DEFAULT_PIN, check=True)
+
+
+def test_fail_sw_retry_count(pcsc_bed, plug, new_card):
+    card = new_card()
+    numbers, _ = learn(pcsc_bed, plug, card, lambda: verify_pin(pcsc_bed, DEFAULT_PIN, True), "20")
+    plug(card, fail_sw=[(numbers[-1], "63C1")])
+    out = must_fail(verify_pin(pcsc_bed, DEFAULT_PIN))
+    assert "1 tries left" in out
+    assert show(card)["pin"]["retries_left"] == 3
+
+
+def test_fail_sw_certificate_missing(pcsc_bed, plug, new_card, issue, tmp_path):
+    card = new_card()
+    cert = issue(card, "9a", "rsa2048", "/CN=Hidden", "rsa")
+
+    def read(check=True):
+        return ykpiv(pcsc_bed, "-a", "read-certificate", "-s", "9a", check=check)
+    numbers, _ = learn(pcsc_bed, plug, card, read, "CB")
+    c = plug(card, fail_sw=[(numbers[0], "6A82")])
+    out = must_fail(read(check=False))
+    assert "-----BEGIN CERTIFICATE-----" not in out
+    assert [a["sw"] for a in c.apdus() if a["ins"] == "CB"][0] == "6A82"
+    assert read().stdout.strip() == cert.read_text().strip()
+    # A signature made after the faults is still good: nothing was damaged.
+    pub = cert_pubkey(cert, tmp_path / "pub.pem")
+    data, sig = tmp_path / "d", tmp_path / "s"
+    data.write_bytes(b"after the fault\n")
+    pkcs11(pcsc_bed, "--login", "--pin", DEFAULT_PIN, "--sign", "--id", "01",
+           "-m", "SHA256-RSA-PKCS", "-i", data, "-o", sig)
+    assert verify(pub, data, sig)
