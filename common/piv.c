@@ -345,4 +345,11 @@ const TokenDriver piv_driver = {
         .read_certificate = piv_read_certificate,
         .pin_status = piv_pin_status,
         .key_metadata = piv_key_metadata,
+        .verify_pin = piv_verify_pin,
+        .authenticate_mgm = piv_authenticate_mgm,
+        .mgm_info = piv_mgm_info,
+        .get_protected_mgm_key = piv_get_protected_mgm_key,
+        .generate_key = piv_generate_key,
+        .sign = piv_sign,
+        .put_certificate = piv_put_certificate,
 };

@@ -23,9 +23,16 @@ typedef struct TokenDriver {
         int (*pin_status)(Token *t, TokenPinStatus *ret);
         int (*key_metadata)(Token *t, unsigned slot, TokenKeyMetadata *ret);
 
-        /* Room for the writing half when it is built: verify PIN,
-         * authenticate with the management key, generate a key, sign,
-         * put a certificate. */
+        int (*verify_pin)(Token *t, const char *pin, int *ret_retries_left);
+        int (*authenticate_mgm)(Token *t, const uint8_t *key, size_t key_len, TokenAlgorithm alg);
+        int (*mgm_info)(Token *t, TokenMgmInfo *ret);
+        int (*get_protected_mgm_key)(Token *t, uint8_t **ret_key, size_t *ret_key_len,
+                                     TokenAlgorithm *ret_alg);
+        int (*generate_key)(Token *t, unsigned slot, TokenAlgorithm alg, TokenPinPolicy pin_policy,
+                            TokenTouchPolicy touch_policy, EVP_PKEY **ret_public);
+        int (*sign)(Token *t, unsigned slot, TokenAlgorithm alg, const uint8_t *in, size_t in_len,
+                    uint8_t **ret_sig, size_t *ret_sig_len);
+        int (*put_certificate)(Token *t, unsigned slot, const uint8_t *der, size_t der_len);
 } TokenDriver;
 
 struct Token {

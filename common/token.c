@@ -136,6 +136,85 @@ int token_key_metadata(Token *t, unsigned slot, TokenKeyMetadata *ret) {
         return r;
 }
 
+int token_verify_pin(Token *t, const char *pin, int *ret_retries_left) {
+        int r;
+
+        r = transaction_begin(t);
+        if (r < 0)
+                return r;
+        r = t->driver->verify_pin(t, pin, ret_retries_left);
+        transport_end(t->transport);
+        return r;
+}
+
+int token_authenticate_mgm(Token *t, const uint8_t *key, size_t key_len, TokenAlgorithm alg) {
+        int r;
+
+        r = transaction_begin(t);
+        if (r < 0)
+                return r;
+        r = t->driver->authenticate_mgm(t, key, key_len, alg);
+        transport_end(t->transport);
+        return r;
+}
+
+int token_mgm_info(Token *t, TokenMgmInfo *ret) {
+        int r;
+
+        r = transaction_begin(t);
+        if (r < 0)
+                return r;
+        r = t->driver->mgm_info(t, ret);
+        transport_end(t->transport);
+        return r;
+}
+
+int token_get_protected_mgm_key(Token *t, uint8_t **ret_key, size_t *ret_key_len, TokenAlgorithm *ret_alg) {
+        int r;
+
+        r = transaction_begin(t);
+        if (r < 0)
+                return r;
+        r = t->driver->get_protected_mgm_key(t, ret_key, ret_key_len, ret_alg);
+        transport_end(t->transport);
+        return r;
+}
+
+int token_generate_key(Token *t, unsigned slot, TokenAlgorithm alg, TokenPinPolicy pin_policy,
+                       TokenTouchPolicy touch_policy, EVP_PKEY **ret_public) {
+        int r;
+
+        r = transaction_begin(t);
+        if (r < 0)
+                return r;
+        r = t->driver->generate_key(t, slot, alg, pin_policy, touch_policy, ret_public);
+        transport_end(t->transport);
+        return r;
+}
+
+int token_sign(Token *t, unsigned slot, TokenAlgorithm alg, const uint8_t *in, size_t in_len,
+               uint8_t **ret_sig, size_t *ret_sig_len) {
+        int r;
+
+        r = transaction_begin(t);
+        if (r < 0)
+                return r;
+        r = t->driver->sign(t, slot, alg, in, in_len, ret_sig, ret_sig_len);
+        transport_end(t->transport);
+        return r;
+}
+
+int token_put_certificate(Token *t, unsigned slot, const uint8_t *der, size_t der_len) {
+        int r;
+
+        r = transaction_begin(t);
+        if (r < 0)
+                return r;
+        r = t->driver->put_certificate(t, slot, der, der_len);
+        transport_end(t->transport);
+        return r;
+}
+
 void token_certificate_done(TokenCertificate *c) {
         if (c) {
                 free(c->der);

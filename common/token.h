@@ -18,6 +18,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <openssl/evp.h>
+
 #include "macro.h"
 #include "token-transport.h"
 
@@ -111,6 +113,91 @@ int token_pin_status(Token *t, TokenPinStatus *ret);
 /* What the card tells about the key in a slot (YubiKey 5.3 and later);
  * -EOPNOTSUPP when the card does not say, -ENOENT for an empty slot. */
 int token_key_metadata(Token *t, unsigned slot, TokenKeyMetadata *ret);
+
+/* The writing half. Secrets (PIN, management key) are passed and returned
+ * in secmem.h memory and never copied out of locked memory: the APDUs that
+ * carry them are built, sent and answered in locked buffers, wiped after
+ * use. Nothing here retries a PIN or a key: a wrong one costs the user a
+ * try (PIN) and is reported at once. */
+
+/* PIV algorithm identifiers (SP 800-78-4 table 6-2, with Yubico's AES
+ * management keys). */
+typedef enum TokenAlgorithm {
+        TOKEN_ALG_DEFAULT = 0x00, /* management key: what the card says (GET METADATA), else 3DES */
+        TOKEN_ALG_3DES = 0x03,
+        TOKEN_ALG_RSA2048 = 0x07,
+        TOKEN_ALG_AES128 = 0x08,
+        TOKEN_ALG_AES192 = 0x0A,
+        TOKEN_ALG_AES256 = 0x0C,
+        TOKEN_ALG_ECCP256 = 0x11,
+        TOKEN_ALG_ECCP384 = 0x14,
+} TokenAlgorithm;
+
+typedef struct TokenMgmInfo {
+        TokenAlgorithm algorithm; /* 3DES when the card does not say */
+        /* 1: the card still has the well-known default 3DES key
+         * 010203040506070801020304050607080102030405060708 (anyone may
+         * write to it); 0: another key; -1: the card would not tell. */
+        int is_default;
+        /* ADMIN DATA (5FFF00) says the key is kept in Printed Information,
+         * behind the PIN: token_get_protected_mgm_key() reads it. */
+        bool pin_protected;
+} TokenMgmInfo;
+
+/* VERIFY of the PIV PIN (1 to 8 characters, NUL-terminated, in secmem
+ * memory). Returns 0 when verified; -EKEYREJECTED for a wrong PIN, and
+ * then (only then) *ret_retries_left, which may be NULL, says how many
+ * tries are left; -ENOLCK when the PIN is blocked; -EINVAL for an empty
+ * or too long PIN (nothing sent). Never retried. */
+int token_verify_pin(Token *t, const char *pin, int *ret_retries_left);
+
+/* Authenticates with the management key (key_len bytes in secmem memory),
+ * mutual authentication: the card proves it knows the key too. alg
+ * TOKEN_ALG_DEFAULT asks the card (GET METADATA of 9B) and falls back to
+ * 3DES. -EKEYREJECTED for a wrong key (PIV management keys have no retry
+ * counter), -EINVAL when key_len does not fit the algorithm or the card
+ * has a key of another algorithm, -EBADMSG when the card's answer to our
+ * challenge is wrong (the card does not know the key). The card stays
+ * authenticated for this card session (until reset or power off). */
+int token_authenticate_mgm(Token *t, const uint8_t *key, size_t key_len, TokenAlgorithm alg);
+
+/* The management key's algorithm, whether it is the default key and
+ * whether it is PIN-protected. On cards without GET METADATA this tries a
+ * mutual authentication with the default key (which costs nothing: the
+ * key has no retry counter; when it succeeds the card stays
+ * authenticated). */
+int token_mgm_info(Token *t, TokenMgmInfo *ret);
+
+/* The PIN-protected management key from Printed Information (5FC109,
+ * 53 { 88 { 89 key } }), as yubico-piv-tool and ykman store it. Needs the
+ * PIN verified before (token_verify_pin(); -EACCES otherwise); -ENOENT
+ * when the card keeps no such key. *ret_key is secmem memory
+ * (secmem_free() it); *ret_alg from GET METADATA, else from the key's
+ * length (24 bytes: 3DES). */
+int token_get_protected_mgm_key(Token *t, uint8_t **ret_key, size_t *ret_key_len, TokenAlgorithm *ret_alg);
+
+/* Generates a key pair in slot (needs the management key authenticated:
+ * -EACCES otherwise), replacing the key there; alg TOKEN_ALG_RSA2048,
+ * TOKEN_ALG_ECCP256 or TOKEN_ALG_ECCP384; the policies are sent when not
+ * _DEFAULT. *ret_public is the new public key (EVP_PKEY_free() it). */
+int token_generate_key(Token *t, unsigned slot, TokenAlgorithm alg, TokenPinPolicy pin_policy,
+                       TokenTouchPolicy touch_policy, EVP_PKEY **ret_public);
+
+/* The card's private key operation in slot (GENERAL AUTHENTICATE). RSA:
+ * in is the whole encoded block, exactly the modulus size (the card does
+ * raw RSA; see rsa-pad.h for PKCS#1 v1.5 and PSS); EC: in is the hash,
+ * cut or left-padded with zeros to the curve's size here, and the
+ * signature is DER (ECDSA-Sig-Value). -EACCES when the key's PIN policy
+ * wants a (fresh) VERIFY first: PIN "always" keys (9C by default) need
+ * token_verify_pin() before each signature; -ENOENT for an empty slot;
+ * -EINVAL when alg is not the key's. *ret_sig: free(). */
+int token_sign(Token *t, unsigned slot, TokenAlgorithm alg, const uint8_t *in, size_t in_len,
+               uint8_t **ret_sig, size_t *ret_sig_len);
+
+/* Writes a certificate (DER, uncompressed) to slot's object, 53 { 70 cert,
+ * 71 00, FE }; needs the management key authenticated (-EACCES).
+ * -ENOSPC when the card has no room for it. der NULL deletes the object. */
+int token_put_certificate(Token *t, unsigned slot, const uint8_t *der, size_t der_len);
 
 void token_certificate_done(TokenCertificate *c);
 void token_certificates_free(TokenCertificate *c, size_t n);
