@@ -120,8 +120,7 @@ def test_generate_needs_management_key(pcsc_bed, plug, new_card, tmp_path):
                           "-o", tmp_path / "x.pub", check=False))
     assert "authenticat" in out.lower()
     assert show_slot(card, "9a") is None
-    generate_key = ["-k0f0e0d0c0b0a09080706050403020100f0e0d0c0b0a09080"]
-    ykpiv(pcsc_bed, *generate_key, "-a", "generate", "-s", "9a", "-A", "ECCP256",
+    ykpiv(pcsc_bed, "-k0f0e0d0c0b0a09080706050403020100f0e0d0c0b0a09080", "-a", "generate", "-s", "9a", "-A", "ECCP256",
           "-o", tmp_path / "y.pub")
     assert show_slot(card, "9a")["algorithm"] == "eccp256"
 
