@@ -161,7 +161,7 @@ static int daemon_start_watchdog(Daemon *d) {
         return uv_timer_start(&d->watchdog, on_watchdog, ms, ms);
 }
 
-static int daemon_start(Daemon *d, const char *bus) {
+static int daemon_start(Daemon *d, const char *bus, const ManagerSettings *settings) {
         int r;
 
         (void) uv_signal_init(&d->loop, &d->sigterm);
@@ -178,7 +178,7 @@ static int daemon_start(Daemon *d, const char *bus) {
                 return log_error_errno(r, _("Cannot connect to the bus (%s)"), bus);
         /* The objects exist before the name, so a client that sees the name
          * finds them. */
-        r = manager_new(d->bus, &d->manager);
+        r = manager_new(&d->loop, d->bus, settings, &d->manager);
         if (r < 0)
                 return log_error_errno(r, "Cannot put the manager on the bus");
         r = daemon_own_name(d);
@@ -197,7 +197,7 @@ static int daemon_start(Daemon *d, const char *bus) {
         return 0;
 }
 
-int daemon_run(const char *bus) {
+int daemon_run(const char *bus, const ManagerSettings *settings) {
         Daemon d = { .exit_status = EXIT_SUCCESS };
         int r;
 
@@ -206,7 +206,7 @@ int daemon_run(const char *bus) {
                 log_error_errno(r, "Cannot set up the event loop");
                 return EXIT_FAILURE;
         }
-        if (daemon_start(&d, bus) < 0)
+        if (daemon_start(&d, bus, settings) < 0)
                 daemon_stop(&d, EXIT_FAILURE);
         (void) uv_run(&d.loop, UV_RUN_DEFAULT);
         r = uv_loop_close(&d.loop);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <signal.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "config-file.h"
 #include "daemon.h"
@@ -9,8 +10,19 @@
 #include "macro.h"
 #include "options.h"
 
+/* --state-dir, else the first of systemd's StateDirectory= folders. */
+static char *state_dir(const Options *o) {
+        const char *env = getenv("STATE_DIRECTORY");
+
+        if (o->state_dir)
+                return strdup(o->state_dir);
+        if (env && env[0])
+                return strndup(env, strcspn(env, ":"));
+        return NULL;
+}
+
 int main(int argc, char **argv) {
-        _cleanup_free_ char *error = NULL;
+        _cleanup_free_ char *error = NULL, *state = NULL;
         CliAction action;
         Options o;
         Config c;
@@ -35,7 +47,10 @@ int main(int argc, char **argv) {
 
         /* A client that goes away mid-write must not take the daemon along. */
         (void) signal(SIGPIPE, SIG_IGN);
-        r = daemon_run(o.bus);
+        state = state_dir(&o);
+        r = daemon_run(o.bus, &(ManagerSettings){ .warn_days = c.warn_days,
+                                                  .n_warn_days = c.n_warn_days,
+                                                  .state_dir = state });
         config_done(&c);
         return r;
 }

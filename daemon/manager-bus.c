@@ -2,6 +2,8 @@
 #include "manager-bus.h"
 
 #include "config.h"
+#include "i18n.h"
+#include "token-bus.h"
 
 static int property_get_version(sd_bus *bus, const char *path, const char *interface, const char *property,
                                 sd_bus_message *reply, void *userdata, sd_bus_error *error) {
@@ -29,11 +31,50 @@ static int property_get_pcsc_state(sd_bus *bus, const char *path, const char *in
         return sd_bus_message_append(reply, "s", pcsc_state_to_string(m->pcsc_state));
 }
 
+static int property_get_tokens(sd_bus *bus, const char *path, const char *interface, const char *property,
+                               sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        int r;
+
+        r = sd_bus_message_open_container(reply, 'a', "o");
+        for (size_t i = 0; r >= 0 && i < m->n_tokens; i++)
+                if (m->tokens[i]->published)
+                        r = sd_bus_message_append(reply, "o", m->tokens[i]->path);
+        if (r < 0)
+                return r;
+        return sd_bus_message_close_container(reply);
+}
+
+static int method_refresh(sd_bus_message *message, void *userdata, sd_bus_error *error) {
+        return manager_refresh(userdata, message, error);
+}
+
+static int method_get_token(sd_bus_message *message, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        const char *serial;
+        TokenObject *t;
+        int r;
+
+        r = sd_bus_message_read(message, "s", &serial);
+        if (r < 0)
+                return r;
+        t = manager_find_token_by_serial(m, serial);
+        if (!t || !t->published)
+                return sd_bus_error_setf(error, BUS_ERROR_NO_SUCH_TOKEN,
+                                         _("No key with serial %s is known."), serial);
+        return sd_bus_reply_method_return(message, "o", t->path);
+}
+
 static const sd_bus_vtable manager_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_PROPERTY("Version", "s", property_get_version, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("Readers", "as", property_get_readers, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("PcscState", "s", property_get_pcsc_state, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Tokens", "ao", property_get_tokens, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_METHOD_WITH_ARGS("Refresh", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_refresh,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("GetToken", SD_BUS_ARGS("s", serial), SD_BUS_RESULT("o", token),
+                                method_get_token, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END,
 };
 

@@ -13,6 +13,7 @@ enum {
         ARG_LOG_LEVEL = 0x100,
         ARG_LOG_TARGET,
         ARG_BUS,
+        ARG_STATE_DIR,
 };
 
 static const CliProgram program = {
@@ -31,6 +32,8 @@ void options_print_help(void) {
         printf("%s\n", _("      --bus BUS            where to offer org.keyrenew.KeyRenew1: system (the\n"
                          "                           default), session, or a D-Bus address such as\n"
                          "                           unix:path=/run/test/bus"));
+        printf("%s\n", _("      --state-dir DIR      remember the keys seen in DIR (default: systemd's\n"
+                         "                           $STATE_DIRECTORY; without either, nowhere)"));
         printf("%s\n", _("  -h, --help               show this help and exit"));
         printf("%s\n", _("  -V, --version            show the version and exit"));
 }
@@ -55,6 +58,7 @@ int options_parse(int argc, char **argv, Options *ret, CliAction *ret_action) {
                 { "log-level", required_argument, NULL, ARG_LOG_LEVEL },
                 { "log-target", required_argument, NULL, ARG_LOG_TARGET },
                 { "bus", required_argument, NULL, ARG_BUS },
+                { "state-dir", required_argument, NULL, ARG_STATE_DIR },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, 'V' },
                 {},
@@ -85,6 +89,11 @@ int options_parse(int argc, char **argv, Options *ret, CliAction *ret_action) {
                                                  _("use system, session or a D-Bus address such as "
                                                    "unix:path=/run/test/bus"));
                         o.bus = optarg;
+                        break;
+                case ARG_STATE_DIR:
+                        if (!optarg[0])
+                                return bad_value("--state-dir", optarg, _("give a folder"));
+                        o.state_dir = optarg;
                         break;
                 case 'h':
                         options_print_help();

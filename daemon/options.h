@@ -11,6 +11,7 @@ typedef struct Options {
         int log_level;           /* --log-level, or -1: the configuration's LogLevel */
         LogTarget log_target;    /* --log-target */
         const char *bus;         /* --bus: "system", "session" or a D-Bus address */
+        const char *state_dir;   /* --state-dir, or NULL: $STATE_DIRECTORY, if set */
 } Options;
 
 void options_print_help(void);

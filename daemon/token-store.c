@@ -1,0 +1,340 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include "token-store.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "expiry.h"
+#include "hex.h"
+#include "log.h"
+#include "macro.h"
+
+#define STORE_MAGIC "keyrenew-token 1"
+#define STORE_SUFFIX ".token"
+/* A handful of certificates of a few KiB each, in hex. */
+#define STORE_LINE_MAX (64u * 1024u)
+
+static const char *const serial_sources[] = {
+        [TOKEN_SERIAL_NONE] = "none",
+        [TOKEN_SERIAL_VENDOR] = "vendor",
+        [TOKEN_SERIAL_GUID] = "guid",
+        [TOKEN_SERIAL_FASCN] = "fascn",
+};
+
+static int tokens_dir(const char *dir, char **ret) {
+        return asprintf(ret, "%s/tokens", dir) < 0 ? -ENOMEM : 0;
+}
+
+/* Text fields are single lines: a line break (which no card or reader
+ * name should hold) is written as a space. */
+static void write_field(FILE *f, const char *key, const char *value) {
+        if (!value[0])
+                return;
+        fprintf(f, "%s ", key);
+        for (const char *p = value; *p; p++)
+                fputc(*p == '\n' || *p == '\r' ? ' ' : *p, f);
+        fputc('\n', f);
+}
+
+static int write_token(FILE *f, const TokenObject *t) {
+        const TokenIdentity *id = &t->identity;
+
+        fprintf(f, "%s\n", STORE_MAGIC);
+        write_field(f, "key", t->key);
+        write_field(f, "driver", t->driver);
+        write_field(f, "serial-source", serial_sources[id->serial_source]);
+        write_field(f, "serial", id->serial);
+        write_field(f, "guid", id->guid);
+        write_field(f, "fascn", id->fascn);
+        write_field(f, "label", id->label);
+        if (id->has_version)
+                fprintf(f, "version %u.%u.%u\n", id->version[0], id->version[1], id->version[2]);
+        write_field(f, "reader", t->reader);
+        fprintf(f, "last-seen %" PRIu64 "\n", t->last_seen_usec);
+        fprintf(f, "pin-retries %d\n", t->pin_retries);
+        for (size_t i = 0; i < t->n_certs; i++) {
+                const CertObject *c = t->certs[i];
+                _cleanup_free_ char *hex = hex_encode(c->der, c->der_len);
+
+                if (!hex)
+                        return -ENOMEM;
+                fprintf(f, "cert %s %d %s\n", c->slot_name, c->announced, hex);
+        }
+        return 0;
+}
+
+static int fsync_dir(const char *path) {
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+        if (fd < 0 || fsync(fd) < 0)
+                return negative_errno();
+        return 0;
+}
+
+int token_store_save(const char *dir, const TokenObject *t) {
+        _cleanup_free_ char *tokens = NULL, *tmp = NULL, *path = NULL;
+        _cleanup_fclose_ FILE *f = NULL;
+        int fd, r;
+
+        r = tokens_dir(dir, &tokens);
+        if (r < 0)
+                return r;
+        /* systemd makes the state directory; --state-dir may name a new one. */
+        if ((mkdir(dir, 0700) < 0 && errno != EEXIST) || (mkdir(tokens, 0700) < 0 && errno != EEXIST))
+                return negative_errno();
+        if (asprintf(&tmp, "%s/.%s.XXXXXX", tokens, t->name) < 0 ||
+            asprintf(&path, "%s/%s" STORE_SUFFIX, tokens, t->name) < 0) {
+                tmp = path = NULL;
+                return -ENOMEM;
+        }
+        fd = mkostemp(tmp, O_CLOEXEC);
+        if (fd < 0)
+                return negative_errno();
+        f = fdopen(fd, "w");
+        if (!f) {
+                r = negative_errno();
+                (void) close(fd);
+        } else {
+                r = write_token(f, t);
+                if (r >= 0 && (fflush(f) != 0 || ferror(f) || fsync(fileno(f)) < 0))
+                        r = negative_errno();
+                if (r >= 0 && rename(tmp, path) < 0)
+                        r = negative_errno();
+        }
+        if (r < 0) {
+                (void) unlink(tmp);
+                return r;
+        }
+        return fsync_dir(tokens);
+}
+
+/* What a file holds, before it becomes a token. */
+typedef struct Record {
+        char key[64];
+        char driver[16];
+        TokenIdentity identity;
+        char reader[MAX_READERNAME];
+        uint64_t last_seen_usec;
+        int pin_retries;
+} Record;
+
+static int copy_value(char *out, size_t cap, const char *value) {
+        return snprintf(out, cap, "%s", value) >= (int) cap ? -EBADMSG : 0;
+}
+
+static int parse_serial_source(const char *value, TokenSerialSource *ret) {
+        for (size_t i = 0; i < ELEMENTSOF(serial_sources); i++)
+                if (strcmp(value, serial_sources[i]) == 0) {
+                        *ret = (TokenSerialSource) i;
+                        return 0;
+                }
+        return -EBADMSG;
+}
+
+static int parse_int(const char *value, long long min, long long max, long long *ret) {
+        char *end;
+        long long v;
+
+        errno = 0;
+        v = strtoll(value, &end, 10);
+        if (errno != 0 || end == value || *end || v < min || v > max)
+                return -EBADMSG;
+        *ret = v;
+        return 0;
+}
+
+static int parse_version(const char *value, TokenIdentity *id) {
+        unsigned v[3];
+        int n = 0;
+
+        if (sscanf(value, "%3u.%3u.%3u%n", &v[0], &v[1], &v[2], &n) != 3 || value[n] || v[0] > 255 ||
+            v[1] > 255 || v[2] > 255)
+                return -EBADMSG;
+        for (size_t i = 0; i < 3; i++)
+                id->version[i] = (uint8_t) v[i];
+        id->has_version = true;
+        return 0;
+}
+
+static int parse_field(Record *rec, const char *key, const char *value) {
+        TokenIdentity *id = &rec->identity;
+        long long v;
+        int r;
+
+        if (strcmp(key, "key") == 0)
+                return copy_value(rec->key, sizeof rec->key, value);
+        if (strcmp(key, "driver") == 0)
+                return copy_value(rec->driver, sizeof rec->driver, value);
+        if (strcmp(key, "serial-source") == 0)
+                return parse_serial_source(value, &id->serial_source);
+        if (strcmp(key, "serial") == 0)
+                return copy_value(id->serial, sizeof id->serial, value);
+        if (strcmp(key, "guid") == 0)
+                return copy_value(id->guid, sizeof id->guid, value);
+        if (strcmp(key, "fascn") == 0)
+                return copy_value(id->fascn, sizeof id->fascn, value);
+        if (strcmp(key, "label") == 0)
+                return copy_value(id->label, sizeof id->label, value);
+        if (strcmp(key, "version") == 0)
+                return parse_version(value, id);
+        if (strcmp(key, "reader") == 0)
+                return copy_value(rec->reader, sizeof rec->reader, value);
+        if (strcmp(key, "last-seen") == 0) {
+                r = parse_int(value, 0, LLONG_MAX, &v);
+                rec->last_seen_usec = (uint64_t) v;
+                return r;
+        }
+        if (strcmp(key, "pin-retries") == 0) {
+                r = parse_int(value, -1, 255, &v);
+                rec->pin_retries = (int) v;
+                return r;
+        }
+        return -EBADMSG;
+}
+
+/* "cert SLOT ANNOUNCED DER-HEX" */
+static int parse_cert(TokenObject *t, const char *value) {
+        _cleanup_free_ uint8_t *der = NULL;
+        unsigned slot;
+        int announced, n = 0, r;
+        size_t len;
+
+        if (sscanf(value, "%2x %d %n", &slot, &announced, &n) != 2 || n == 0 ||
+            announced < EXPIRY_LEVEL_NONE)
+                return -EBADMSG;
+        r = hex_decode(value + n, &der, &len);
+        if (r < 0)
+                return r == -ENOMEM ? r : -EBADMSG;
+        return token_object_add_certificate(t, slot, der, len, announced);
+}
+
+/* Splits "key value" in place; value may be empty. */
+static void split_line(char *line, const char **ret_key, const char **ret_value) {
+        char *space = strchr(line, ' ');
+
+        *ret_key = line;
+        *ret_value = "";
+        if (space) {
+                *space = '\0';
+                *ret_value = space + 1;
+        }
+}
+
+static int read_line(FILE *f, char **buf, size_t *cap) {
+        ssize_t n = getline(buf, cap, f);
+
+        if (n < 0)
+                return ferror(f) ? -EIO : 0;
+        if ((size_t) n > STORE_LINE_MAX)
+                return -EBADMSG;
+        if (n > 0 && (*buf)[n - 1] == '\n')
+                (*buf)[n - 1] = '\0';
+        return 1;
+}
+
+int token_store_load(const char *path, Manager *m, sd_bus *bus, TokenObject **ret) {
+        _cleanup_(token_object_freep) TokenObject *t = NULL;
+        _cleanup_fclose_ FILE *f = NULL;
+        _cleanup_free_ char *line = NULL;
+        Record rec = { .pin_retries = -1 };
+        const char *key = NULL, *value = NULL;
+        size_t cap = 0;
+        bool more;
+        int r;
+
+        f = fopen(path, "re");
+        if (!f)
+                return negative_errno();
+        r = read_line(f, &line, &cap);
+        if (r <= 0 || strcmp(line, STORE_MAGIC) != 0)
+                return r < 0 ? r : -EBADMSG;
+
+        /* The token's own fields come first, its certificates after. */
+        while ((r = read_line(f, &line, &cap)) > 0) {
+                split_line(line, &key, &value);
+                if (strcmp(key, "cert") == 0)
+                        break;
+                r = parse_field(&rec, key, value);
+                if (r < 0)
+                        return r;
+        }
+        if (r < 0)
+                return r;
+        more = r > 0;
+        if (!rec.key[0] || !rec.driver[0])
+                return -EBADMSG;
+        r = token_object_new(m, bus, rec.key, rec.driver, &rec.identity, &t);
+        if (r < 0)
+                return r;
+        (void) snprintf(t->reader, sizeof t->reader, "%s", rec.reader);
+        t->last_seen_usec = rec.last_seen_usec;
+        t->pin_retries = rec.pin_retries;
+
+        /* line holds the first certificate, split, if there is one. */
+        while (more) {
+                if (strcmp(key, "cert") != 0)
+                        return -EBADMSG;
+                r = parse_cert(t, value);
+                if (r < 0)
+                        return r == -ENOMEM ? r : -EBADMSG;
+                r = read_line(f, &line, &cap);
+                if (r < 0)
+                        return r;
+                more = r > 0;
+                if (more)
+                        split_line(line, &key, &value);
+        }
+        *ret = TAKE_PTR(t);
+        return 0;
+}
+
+static bool is_token_file(const char *name) {
+        size_t n = strlen(name);
+
+        return name[0] != '.' && n > strlen(STORE_SUFFIX) &&
+               strcmp(name + n - strlen(STORE_SUFFIX), STORE_SUFFIX) == 0;
+}
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(DIR *, closedir)
+
+int token_store_load_all(const char *dir, Manager *m, sd_bus *bus, token_store_found_cb found_cb,
+                         void *userdata) {
+        _cleanup_free_ char *tokens = NULL;
+        _cleanup_(closedirp) DIR *d = NULL;
+        struct dirent *e;
+        int r, n = 0;
+
+        r = tokens_dir(dir, &tokens);
+        if (r < 0)
+                return r;
+        d = opendir(tokens);
+        if (!d)
+                return errno == ENOENT ? 0 : negative_errno();
+        while ((e = readdir(d))) {
+                _cleanup_free_ char *path = NULL;
+                TokenObject *t;
+
+                if (!is_token_file(e->d_name))
+                        continue;
+                if (asprintf(&path, "%s/%s", tokens, e->d_name) < 0) {
+                        path = NULL;
+                        return -ENOMEM;
+                }
+                r = token_store_load(path, m, bus, &t);
+                if (r < 0) {
+                        log_warning_errno(r, "Ignoring the remembered token in %s", path);
+                        continue;
+                }
+                found_cb(t, userdata);
+                n++;
+        }
+        return n;
+}
