@@ -361,22 +361,63 @@ static int salt_bytes(const CardSig *s) {
         return s->saltlen;
 }
 
-/* The AlgorithmIdentifier of PKCS#1 v1.5 and ECDSA signatures, for
- * callers that ask the provider for it; PSS's parameters OpenSSL writes
- * itself from the digest, MGF1 digest and salt length below. */
+static X509_ALGOR *md_algor(const EVP_MD *md) {
+        X509_ALGOR *a = X509_ALGOR_new();
+
+        if (a)
+                X509_ALGOR_set_md(a, md);
+        return a;
+}
+
+/* RSASSA-PSS-params (RFC 4055): hash, MGF1 with its hash, salt length;
+ * SHA-1 (the defaults, which DER would leave out) is not offered. */
+static int pss_algorithm(const CardSig *s, X509_ALGOR *ret) {
+        const EVP_MD *mgf1 = s->mgf1_md ? s->mgf1_md : s->md;
+        RSA_PSS_PARAMS *pss = RSA_PSS_PARAMS_new();
+        X509_ALGOR *mgf1_hash = NULL;
+        ASN1_STRING *mgf1_param = NULL, *packed = NULL;
+        int salt = salt_bytes(s), ok = 0;
+
+        if (pss && !EVP_MD_is_a(s->md, "SHA1") && !EVP_MD_is_a(mgf1, "SHA1") &&
+            (pss->hashAlgorithm = md_algor(s->md)) && (pss->maskGenAlgorithm = X509_ALGOR_new()) &&
+            (mgf1_hash = md_algor(mgf1)) &&
+            (mgf1_param = ASN1_item_pack(mgf1_hash, ASN1_ITEM_rptr(X509_ALGOR), NULL)) &&
+            X509_ALGOR_set0(pss->maskGenAlgorithm, OBJ_nid2obj(NID_mgf1), V_ASN1_SEQUENCE, mgf1_param)) {
+                mgf1_param = NULL;
+                if ((salt == 20 ||
+                     ((pss->saltLength = ASN1_INTEGER_new()) && ASN1_INTEGER_set(pss->saltLength, salt))) &&
+                    (packed = ASN1_item_pack(pss, ASN1_ITEM_rptr(RSA_PSS_PARAMS), NULL)) &&
+                    X509_ALGOR_set0(ret, OBJ_nid2obj(NID_rsassaPss), V_ASN1_SEQUENCE, packed)) {
+                        packed = NULL;
+                        ok = 1;
+                }
+        }
+        ASN1_STRING_free(packed);
+        ASN1_STRING_free(mgf1_param);
+        X509_ALGOR_free(mgf1_hash);
+        RSA_PSS_PARAMS_free(pss);
+        return ok;
+}
+
+/* The signature's AlgorithmIdentifier, DER: OpenSSL asks a provider's
+ * key for it when signing a CSR, a certificate or a CMP message. */
 static int put_algorithm_id(const CardSig *s, OSSL_PARAM *p) {
-        X509_ALGOR *a = NULL;
+        X509_ALGOR *a = X509_ALGOR_new();
         unsigned char *der = NULL;
         int nid = NID_undef, len, ok = 0;
 
-        if (!s->md || (is_rsa(s) && s->pad_mode != RSA_PKCS1_PADDING))
-                return 1;
-        if (!OBJ_find_sigid_by_algs(&nid, EVP_MD_get_type(s->md), is_rsa(s) ? EVP_PKEY_RSA : EVP_PKEY_EC))
-                return 0;
-        a = X509_ALGOR_new();
-        if (a && X509_ALGOR_set0(a, OBJ_nid2obj(nid), is_rsa(s) ? V_ASN1_NULL : V_ASN1_UNDEF, NULL) &&
-            (len = i2d_X509_ALGOR(a, &der)) > 0)
-                ok = OSSL_PARAM_set_octet_string(p, der, (size_t) len);
+        if (!a || !s->md)
+                ok = 0;
+        else if (is_rsa(s) && s->pad_mode == RSA_PKCS1_PSS_PADDING)
+                ok = pss_algorithm(s, a);
+        else
+                ok = OBJ_find_sigid_by_algs(&nid, EVP_MD_get_type(s->md),
+                                            is_rsa(s) ? EVP_PKEY_RSA : EVP_PKEY_EC) &&
+                     X509_ALGOR_set0(a, OBJ_nid2obj(nid), is_rsa(s) ? V_ASN1_NULL : V_ASN1_UNDEF, NULL);
+        if (ok) {
+                len = i2d_X509_ALGOR(a, &der);
+                ok = len > 0 && OSSL_PARAM_set_octet_string(p, der, (size_t) len);
+        }
         OPENSSL_free(der);
         X509_ALGOR_free(a);
         return ok;

@@ -88,6 +88,25 @@ static void check_csr(EVP_PKEY *key, EVP_PKEY *pub) {
         ASSERT_EQ(X509_REQ_verify(req, pub), 1);
 }
 
+/* X509_REQ_sign_ctx() with RSA-PSS: OpenSSL writes the PSS parameters
+ * from what the card's signature context reports. */
+static void check_csr_pss(EVP_PKEY *key, EVP_PKEY *pub) {
+        _cleanup_(X509_REQ_freep) X509_REQ *req = X509_REQ_new();
+        _cleanup_(EVP_MD_CTX_freep) EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+        const X509_ALGOR *alg = NULL;
+        EVP_PKEY_CTX *pctx = NULL;
+
+        ASSERT_TRUE(req && ctx);
+        ASSERT_EQ(X509_REQ_set_pubkey(req, key), 1);
+        ASSERT_EQ(EVP_DigestSignInit(ctx, &pctx, EVP_sha256(), NULL, key), 1);
+        ASSERT_EQ(EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING), 1);
+        ASSERT_EQ(EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST), 1);
+        ASSERT_TRUE(X509_REQ_sign_ctx(req, ctx) > 0);
+        X509_REQ_get0_signature(req, NULL, &alg);
+        ASSERT_EQ(OBJ_obj2nid(alg->algorithm), NID_rsassaPss);
+        ASSERT_EQ(X509_REQ_verify(req, pub), 1);
+}
+
 /* padding 0: not RSA. */
 static int digest_sign(EVP_PKEY *key, const char *md, int padding, unsigned char *sig, size_t *len) {
         _cleanup_(EVP_MD_CTX_freep) EVP_MD_CTX *ctx = EVP_MD_CTX_new();
@@ -149,11 +168,12 @@ static void test_keys(OSSL_LIB_CTX *libctx) {
                 sign_and_verify(key, pub, "SHA384", rsa ? RSA_PKCS1_PADDING : 0);
                 sign_and_verify(key, pub, "SHA512", rsa ? RSA_PKCS1_PADDING : 0);
                 if (rsa) {
+                        check_csr_pss(key, pub);
                         sign_and_verify(key, pub, "SHA256", RSA_PKCS1_PSS_PADDING);
                         sign_and_verify(key, pub, "SHA384", RSA_PKCS1_PSS_PADDING);
                 }
                 /* Every signature was the card's. */
-                ASSERT_EQ(piv_card_key(f.card, 0x9A)->uses, rsa ? 6 : 4);
+                ASSERT_EQ(piv_card_key(f.card, 0x9A)->uses, rsa ? 7 : 4);
                 fixture_done(&f);
         }
 }
