@@ -554,6 +554,41 @@ static int sig_digest_sign_final(void *ctx, unsigned char *sig, size_t *siglen, 
         return sign_hash(s, sig, siglen, sigsize, hash, len);
 }
 
+/* Verification needs no card: the default provider does it with the
+ * public key. A certificate or CSR built with X509_set_pubkey() on a card
+ * key holds that key as its public key, so this is what checks it. PSS
+ * salts of any length are accepted. */
+static int verify_hash(CardSig *s, const unsigned char *sig, size_t siglen, const unsigned char *hash,
+                       size_t hash_len) {
+        EVP_PKEY_CTX *pctx = EVP_PKEY_CTX_new_from_pkey(s->prov->libctx, s->key->ref.pub, NULL);
+        int ok;
+
+        ok = pctx && EVP_PKEY_verify_init(pctx) == 1 &&
+             (!s->md || EVP_PKEY_CTX_set_signature_md(pctx, s->md) == 1) &&
+             (!is_rsa(s) || EVP_PKEY_CTX_set_rsa_padding(pctx, s->pad_mode) == 1) &&
+             (!is_rsa(s) || s->pad_mode != RSA_PKCS1_PSS_PADDING ||
+              (EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_AUTO) == 1 &&
+               (!s->mgf1_md || EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, s->mgf1_md) == 1))) &&
+             EVP_PKEY_verify(pctx, sig, siglen, hash, hash_len) == 1;
+        EVP_PKEY_CTX_free(pctx);
+        return ok;
+}
+
+static int sig_verify(void *ctx, const unsigned char *sig, size_t siglen, const unsigned char *tbs,
+                      size_t tbslen) {
+        return verify_hash(ctx, sig, siglen, tbs, tbslen);
+}
+
+static int sig_digest_verify_final(void *ctx, const unsigned char *sig, size_t siglen) {
+        CardSig *s = ctx;
+        unsigned char hash[EVP_MAX_MD_SIZE];
+        unsigned len = 0;
+
+        if (!s->mdctx || !EVP_DigestFinal_ex(s->mdctx, hash, &len))
+                return 0;
+        return verify_hash(s, sig, siglen, hash, len);
+}
+
 static const OSSL_DISPATCH signature[] = {
         { OSSL_FUNC_SIGNATURE_NEWCTX, (void (*)(void)) sig_newctx },
         { OSSL_FUNC_SIGNATURE_FREECTX, (void (*)(void)) sig_freectx },
@@ -563,6 +598,11 @@ static const OSSL_DISPATCH signature[] = {
         { OSSL_FUNC_SIGNATURE_DIGEST_SIGN_INIT, (void (*)(void)) sig_digest_sign_init },
         { OSSL_FUNC_SIGNATURE_DIGEST_SIGN_UPDATE, (void (*)(void)) sig_digest_sign_update },
         { OSSL_FUNC_SIGNATURE_DIGEST_SIGN_FINAL, (void (*)(void)) sig_digest_sign_final },
+        { OSSL_FUNC_SIGNATURE_VERIFY_INIT, (void (*)(void)) sig_sign_init },
+        { OSSL_FUNC_SIGNATURE_VERIFY, (void (*)(void)) sig_verify },
+        { OSSL_FUNC_SIGNATURE_DIGEST_VERIFY_INIT, (void (*)(void)) sig_digest_sign_init },
+        { OSSL_FUNC_SIGNATURE_DIGEST_VERIFY_UPDATE, (void (*)(void)) sig_digest_sign_update },
+        { OSSL_FUNC_SIGNATURE_DIGEST_VERIFY_FINAL, (void (*)(void)) sig_digest_verify_final },
         { OSSL_FUNC_SIGNATURE_GET_CTX_PARAMS, (void (*)(void)) sig_get_ctx_params },
         { OSSL_FUNC_SIGNATURE_GETTABLE_CTX_PARAMS, (void (*)(void)) sig_gettable_ctx_params },
         { OSSL_FUNC_SIGNATURE_SET_CTX_PARAMS, (void (*)(void)) sig_set_ctx_params },

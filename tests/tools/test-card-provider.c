@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/cmp.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/provider.h>
@@ -25,6 +26,9 @@
 DEFINE_TRIVIAL_CLEANUP_FUNC(EVP_PKEY *, EVP_PKEY_free)
 DEFINE_TRIVIAL_CLEANUP_FUNC(EVP_MD_CTX *, EVP_MD_CTX_free)
 DEFINE_TRIVIAL_CLEANUP_FUNC(X509_REQ *, X509_REQ_free)
+DEFINE_TRIVIAL_CLEANUP_FUNC(X509 *, X509_free)
+DEFINE_TRIVIAL_CLEANUP_FUNC(OSSL_CMP_CTX *, OSSL_CMP_CTX_free)
+DEFINE_TRIVIAL_CLEANUP_FUNC(OSSL_CMP_MSG *, OSSL_CMP_MSG_free)
 
 static int link_transmit(void *userdata, const uint8_t *cmd, size_t cmd_len, uint8_t *resp, size_t resp_cap,
                          size_t *ret_len) {
@@ -86,6 +90,9 @@ static void check_csr(EVP_PKEY *key, EVP_PKEY *pub) {
          * signature. */
         ASSERT_EQ(EVP_PKEY_eq(X509_REQ_get0_pubkey(req), pub), 1);
         ASSERT_EQ(X509_REQ_verify(req, pub), 1);
+        /* The request's own public key is the card key: it verifies too,
+         * with the public half. */
+        ASSERT_EQ(X509_REQ_verify(req, X509_REQ_get0_pubkey(req)), 1);
 }
 
 /* X509_REQ_sign_ctx() with RSA-PSS: OpenSSL writes the PSS parameters
@@ -146,6 +153,60 @@ static void sign_and_verify(EVP_PKEY *key, EVP_PKEY *pub, const char *md, int pa
         digest_verify(pub, md, padding, sig, len);
 }
 
+/* A self-signed certificate by the card. */
+static X509 *self_signed(EVP_PKEY *key, EVP_PKEY *pub) {
+        X509 *x = X509_new();
+        X509_NAME *name = X509_NAME_new();
+
+        ASSERT_TRUE(x && name);
+        ASSERT_EQ(X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *) "Bob", -1,
+                                             -1, 0),
+                  1);
+        ASSERT_EQ(X509_set_version(x, X509_VERSION_3), 1);
+        ASSERT_EQ(ASN1_INTEGER_set(X509_get_serialNumber(x), 7), 1);
+        ASSERT_EQ(X509_set_subject_name(x, name), 1);
+        ASSERT_EQ(X509_set_issuer_name(x, name), 1);
+        ASSERT_TRUE(X509_gmtime_adj(X509_getm_notBefore(x), 0));
+        ASSERT_TRUE(X509_gmtime_adj(X509_getm_notAfter(x), 3600));
+        ASSERT_EQ(X509_set_pubkey(x, key), 1);
+        ASSERT_TRUE(X509_sign(x, key, EVP_sha256()) > 0);
+        ASSERT_EQ(X509_verify(x, pub), 1);
+        ASSERT_EQ(X509_verify(x, X509_get0_pubkey(x)), 1);
+        X509_NAME_free(name);
+        return x;
+}
+
+static OSSL_CMP_MSG *captured;
+
+/* Keeps the request and gives no answer: the protection is what we want. */
+static OSSL_CMP_MSG *capture_request(OSSL_CMP_CTX *ctx, const OSSL_CMP_MSG *req) {
+        ASSERT_TRUE(!captured);
+        ASSERT_TRUE(captured = OSSL_CMP_MSG_dup(req));
+        return NULL;
+}
+
+/* An ir protected with the card's key (signature protection; its POPO is
+ * the card's signature too), which a CMP server holding the certificate
+ * accepts. */
+static void check_cmp_protection(EVP_PKEY *key, EVP_PKEY *pub) {
+        _cleanup_(X509_freep) X509 *cert = self_signed(key, pub);
+        _cleanup_(OSSL_CMP_CTX_freep) OSSL_CMP_CTX *ctx = OSSL_CMP_CTX_new(NULL, NULL);
+        _cleanup_(OSSL_CMP_CTX_freep) OSSL_CMP_CTX *server = OSSL_CMP_CTX_new(NULL, NULL);
+        _cleanup_(OSSL_CMP_MSG_freep) OSSL_CMP_MSG *req = NULL;
+
+        ASSERT_TRUE(ctx && server);
+        ASSERT_EQ(OSSL_CMP_CTX_set1_cert(ctx, cert), 1);
+        ASSERT_EQ(OSSL_CMP_CTX_set1_pkey(ctx, key), 1);
+        ASSERT_EQ(OSSL_CMP_CTX_set1_subjectName(ctx, X509_get_subject_name(cert)), 1);
+        ASSERT_EQ(OSSL_CMP_CTX_set_transfer_cb(ctx, capture_request), 1);
+        ASSERT_TRUE(!OSSL_CMP_exec_IR_ses(ctx));
+        ASSERT_TRUE(req = TAKE_PTR(captured));
+        ERR_clear_error();
+
+        ASSERT_EQ(OSSL_CMP_CTX_set1_srvCert(server, cert), 1);
+        ASSERT_EQ(OSSL_CMP_validate_msg(server, req), 1);
+}
+
 static void test_keys(OSSL_LIB_CTX *libctx) {
         static const TokenAlgorithm algs[] = { TOKEN_ALG_RSA2048, TOKEN_ALG_ECCP256, TOKEN_ALG_ECCP384 };
 
@@ -164,6 +225,7 @@ static void test_keys(OSSL_LIB_CTX *libctx) {
 
                 verify_pin(&f);
                 check_csr(key, pub);
+                check_cmp_protection(key, pub);
                 sign_and_verify(key, pub, "SHA256", rsa ? RSA_PKCS1_PADDING : 0);
                 sign_and_verify(key, pub, "SHA384", rsa ? RSA_PKCS1_PADDING : 0);
                 sign_and_verify(key, pub, "SHA512", rsa ? RSA_PKCS1_PADDING : 0);
@@ -172,8 +234,9 @@ static void test_keys(OSSL_LIB_CTX *libctx) {
                         sign_and_verify(key, pub, "SHA256", RSA_PKCS1_PSS_PADDING);
                         sign_and_verify(key, pub, "SHA384", RSA_PKCS1_PSS_PADDING);
                 }
-                /* Every signature was the card's. */
-                ASSERT_EQ(piv_card_key(f.card, 0x9A)->uses, rsa ? 7 : 4);
+                /* Every signature was the card's: CSR, certificate, CMP
+                 * protection and POPO, and the EVP_DigestSign() ones. */
+                ASSERT_EQ(piv_card_key(f.card, 0x9A)->uses, rsa ? 10 : 7);
                 fixture_done(&f);
         }
 }
