@@ -7,6 +7,7 @@
 #include <openssl/err.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
@@ -88,34 +89,36 @@ static size_t on_body(char *data, size_t size, size_t n, void *userdata) {
         return len;
 }
 
-static bool header_is(const char *line, size_t len, const char *name, const char **ret_value) {
+/* curl hands header lines without a terminating NUL: copy before parsing. */
+static bool header_is(const char *line, const char *name, const char **ret_value) {
         size_t n = strlen(name);
 
-        if (len <= n || strncasecmp(line, name, n) != 0 || line[n] != ':')
+        if (strncasecmp(line, name, n) != 0 || line[n] != ':')
                 return false;
-        *ret_value = line + n + 1;
-        while (**ret_value == ' ' || **ret_value == '\t')
-                (*ret_value)++;
+        *ret_value = line + n + 1 + strspn(line + n + 1, " \t");
         return true;
 }
 
-static size_t on_header(char *line, size_t size, size_t n, void *userdata) {
+static size_t on_header(char *data, size_t size, size_t n, void *userdata) {
         CmpSession *s = userdata;
         size_t len = size * n;
+        char line[256];
         const char *v;
-        char buf[32];
 
-        if (header_is(line, len, "X-Portal-Time-Us", &v)) {
+        if (len >= sizeof(line))
+                return len; /* no header we read is that long */
+        memcpy(line, data, len);
+        line[len] = '\0';
+        line[strcspn(line, "\r\n")] = '\0';
+        if (header_is(line, "X-Portal-Time-Us", &v)) {
                 size_t k = strspn(v, "0123456789");
-                if (k > 0 && k < sizeof(buf)) {
-                        memcpy(buf, v, k);
-                        buf[k] = '\0';
-                        s->res->portal_us += strtoull(buf, NULL, 10);
+                if (k > 0 && k < 20 && v[k] == '\0') {
+                        s->res->portal_us += strtoull(v, NULL, 10);
                         s->res->portal_us_known = true;
                 }
-        } else if (header_is(line, len, "Content-Type", &v))
+        } else if (header_is(line, "Content-Type", &v))
                 s->content_type_ok = strncasecmp(v, "application/pkixcmp", 19) == 0 &&
-                                     strchr(";\r\n", v[19]) && v[19] != '\0';
+                                     (v[19] == '\0' || v[19] == ';' || v[19] == ' ');
         return len;
 }
 
@@ -231,6 +234,17 @@ static OSSL_CMP_MSG *transfer(OSSL_CMP_CTX *ctx, const OSSL_CMP_MSG *req) {
         return rsp;
 }
 
+/* From here on OpenSSL signs with the new key and puts the new certificate
+ * first in extraCerts; the transaction (ID, nonces) stays the same. */
+static int use_new_credentials(OSSL_CMP_CTX *ctx, X509 *cert, const CmpClientOptions *o) {
+        /* OpenSSL keeps the chain it built for the first message: build it
+         * again, or the old certificate would stay first in extraCerts. */
+        return OSSL_CMP_CTX_set1_cert(ctx, cert) && OSSL_CMP_CTX_set1_pkey(ctx, o->new_key) &&
+                               OSSL_CMP_CTX_build_cert_chain(ctx, NULL, NULL)
+                       ? 0
+                       : -ENOMEM;
+}
+
 static int on_certificate(OSSL_CMP_CTX *ctx, X509 *cert, int fail_info, const char **text) {
         CmpSession *s = OSSL_CMP_CTX_get_certConf_cb_arg(ctx);
         unsigned char *der = NULL;
@@ -253,6 +267,12 @@ static int on_certificate(OSSL_CMP_CTX *ctx, X509 *cert, int fail_info, const ch
         }
         s->res->verdict = s->install(der, (size_t) len, cert, s->userdata, &s->reason);
         OPENSSL_free(der);
+        if (s->res->verdict == CMP_CONFIRM_ACCEPT && s->opts->confirm_with_new_key &&
+            use_new_credentials(ctx, cert, s->opts) < 0) {
+                s->res->verdict = CMP_CONFIRM_DEFER;
+                set_detail(s, "cannot protect certConf with the new key");
+                (void) fail(s, -ENOMEM);
+        }
         if (s->res->verdict != CMP_CONFIRM_REJECT)
                 return 0;
         *text = s->reason ? s->reason : "the certificate could not be installed";

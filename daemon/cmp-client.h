@@ -56,6 +56,12 @@ typedef struct CmpClientOptions {
         EVP_PKEY *old_key;     /* its key: protects kur and certConf */
         STACK_OF(X509) *old_chain; /* optional: the rest of extraCerts */
         EVP_PKEY *new_key;     /* the new key (== old_key when the order does not rekey): POPO */
+        /* Protect certConf by the new key and certificate rather than the
+         * old ones (the protocol allows both): for a card whose old key is
+         * gone once the install step is done. OpenSSL 3.0 leaks the chain
+         * it built for the kur when it is rebuilt for the new certificate
+         * (a few KiB per such renewal). */
+        bool confirm_with_new_key;
         unsigned connect_timeout_ms; /* 0: 30 s */
         unsigned timeout_ms;   /* per HTTP exchange; 0: 60 s */
 } CmpClientOptions;

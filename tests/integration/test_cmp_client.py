@@ -9,6 +9,7 @@ malformed answer, an untrusted CMP signer)."""
 
 import http.server
 import json
+import os
 import pathlib
 import re
 import ssl
@@ -19,13 +20,21 @@ import threading
 import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "portal"))
-from portal_testlib import BUILD, CMP_PATH, Portal, cert_serial, pubkey_der, run  # noqa: E402
+from portal_testlib import BUILD, CMP_PATH, Portal, cert_serial, der_body_tag, pubkey_der, run  # noqa: E402
 
 PROBE = BUILD / "tests" / "tools" / "cmp-renew-probe"
 # This test's own ports (the reference portal picks a free one itself).
 FAKE_PORT = 49010
 DEAD_PORT = 49011
 
+# OpenSSL 3.0 leaks a chain with --confirm-with-new-key: see these files.
+VALGRIND_SUPP = pathlib.Path(__file__).with_name("cmp-client-openssl30.supp")
+LSAN_SUPP = pathlib.Path(__file__).with_name("cmp-client-openssl30.lsan")
+# (In sanitizer builds: the slow unwinder sees through libcrypto's frames.)
+LSAN_ENV = dict(os.environ, LSAN_OPTIONS=f"suppressions={LSAN_SUPP}",
+                ASAN_OPTIONS=os.environ.get("ASAN_OPTIONS", "") + ":fast_unwind_on_malloc=0")
+KUR_TAG = 0xa7
+CERTCONF_TAG = 0xb8
 BAD_REQUEST = 1 << 2
 BAD_CERT_TEMPLATE = 1 << 19
 
@@ -43,13 +52,18 @@ def crl_serials(portal, alg="ec"):
     return {s.lower().lstrip("0") for s in re.findall(r"Serial Number: ([0-9A-F]+)", text)}
 
 
-def probe(portal, old_key, old_cert, new_key, out, then="accept", url=None, trusted=None, check_rc=None,
-          timeout=60, wrapper=()):
+def probe(portal, old_key, old_cert, new_key, out, **kw):
     """Runs the probe; returns (its JSON result, the completed process)."""
-    args = [PROBE, "--url", url or portal.url + CMP_PATH, "--ca-bundle", portal.bundle,
+    return probe_extra(portal, old_key, old_cert, new_key, out, [], **kw)
+
+
+def probe_extra(portal, old_key, old_cert, new_key, out, extra, then="accept", url=None, trusted=None,
+                check_rc=None, timeout=60, wrapper=(), env=None):
+    args = [PROBE, *extra, "--url", url or portal.url + CMP_PATH, "--ca-bundle", portal.bundle,
             "--trusted", trusted or portal.bundle, "--old-cert", old_cert, "--old-key", old_key,
             "--new-key", new_key, "--cert-out", out, "--then", then, "--timeout-ms", "20000"]
-    p = subprocess.run([*wrapper, *[str(a) for a in args]], capture_output=True, text=True, timeout=timeout)
+    p = subprocess.run([*wrapper, *[str(a) for a in args]], capture_output=True, text=True, timeout=timeout,
+                       env=env)
     lines = [json.loads(line) for line in p.stdout.splitlines() if line.startswith("{")]
     assert len(lines) == 1, p.stdout + p.stderr
     if check_rc is not None:
@@ -224,14 +238,21 @@ class FakePortal:
     """An HTTPS server with the portal's TLS certificate that answers every
     POST as told: (status, content type, body)."""
 
-    def __init__(self, portal, answer):
+    def __init__(self, portal, answer, port=FAKE_PORT):
+        """answer: (status, content type, body), or None to relay to portal."""
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self):
-                self.rfile.read(int(self.headers["Content-Length"]))
+                req = self.rfile.read(int(self.headers["Content-Length"]))
                 outer.requests += 1
-                status, ctype, body = answer
+                outer.bodies.append(req)
+                if answer is None:
+                    status, hdrs, body = portal.request("POST", CMP_PATH, {"Content-Type": "application/pkixcmp"},
+                                                        req)
+                    ctype = hdrs["content-type"]
+                else:
+                    status, ctype, body = answer
                 self.send_response(status)
                 self.send_header("Content-Type", ctype)
                 self.send_header("Content-Length", str(len(body)))
@@ -242,7 +263,8 @@ class FakePortal:
                 pass
 
         self.requests = 0
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", FAKE_PORT), Handler)
+        self.bodies = []
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(portal.dir / "tls.pem", portal.dir / "tls.key")
         self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
@@ -274,6 +296,31 @@ def test_bad_answers(portal, answer, errno_name):
         assert res["http_status"] == 500 and res["message"] == "the portal answered HTTP 500"
 
 
+def cert_der(path):
+    return ssl.PEM_cert_to_DER_cert(pathlib.Path(path).read_text())
+
+
+@pytest.mark.parametrize("new_key_confirms", [False, True])
+def test_certconf_protection(portal, new_key_confirms):
+    """kur carries the old certificate; certConf the old one, or with
+    --confirm-with-new-key the new one only (for a card whose old key is
+    gone by then), and the portal takes both."""
+    old_key, old_cert, cert_id = portal.customer(name="Protection")
+    portal.approved_order(old_cert)
+    out = portal.tmp / f"prot-{new_key_confirms}.pem"
+    with FakePortal(portal, None, port=FAKE_PORT + 1) as relay:
+        probe_extra(portal, old_key, old_cert, portal.new_key(), out,
+                    ["--confirm-with-new-key"] if new_key_confirms else [],
+                    url=f"https://127.0.0.1:{FAKE_PORT + 1}{CMP_PATH}", check_rc=0,
+                    env=LSAN_ENV if new_key_confirms else None)
+    kur, conf = relay.bodies
+    assert der_body_tag(kur) == KUR_TAG and der_body_tag(conf) == CERTCONF_TAG
+    old_der, new_der = cert_der(old_cert), cert_der(out)
+    assert old_der in kur and new_der not in kur
+    assert (new_der in conf, old_der in conf) == ((True, False) if new_key_confirms else (False, True))
+    assert portal.order_json(cert_id)["state"] == "installed"
+
+
 def test_tls_peer_not_trusted(portal, tmp_path):
     old_key, old_cert, _ = portal.customer()
     other = tmp_path / "other.pem"
@@ -298,6 +345,16 @@ def test_under_valgrind(portal, then, rc):
                    wrapper=VALGRIND, timeout=180)
     assert p.returncode == rc, p.stdout + p.stderr
     assert res["install_calls"] == 1
+
+
+def test_new_key_confirmation_under_valgrind(portal):
+    old_key, old_cert, cert_id = portal.customer(name="Valgrind new key")
+    portal.approved_order(old_cert)
+    res, p = probe_extra(portal, old_key, old_cert, portal.new_key(), portal.tmp / "vg3.pem",
+                         ["--confirm-with-new-key"], wrapper=VALGRIND + [f"--suppressions={VALGRIND_SUPP}"],
+                         timeout=180)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert portal.order_json(cert_id)["state"] == "installed"
 
 
 def test_refusal_under_valgrind(portal):

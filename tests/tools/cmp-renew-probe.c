@@ -6,6 +6,7 @@
  *   cmp-renew-probe --url URL --trusted PEM --old-cert PEM --old-key PEM
  *                   --new-key PEM --cert-out PEM [--ca-bundle PEM]
  *                   [--then accept|reject:REASON|defer|die] [--timeout-ms N]
+ *                   [--confirm-with-new-key]
  *
  * --then: what the install callback answers. "die" writes the certificate
  * and ends the process inside the callback (exit status 3), as a daemon
@@ -123,7 +124,8 @@ int main(int argc, char **argv) {
                 { "trusted", required_argument, NULL, 't' },  { "old-cert", required_argument, NULL, 'o' },
                 { "old-key", required_argument, NULL, 'k' },  { "new-key", required_argument, NULL, 'n' },
                 { "cert-out", required_argument, NULL, 'w' }, { "then", required_argument, NULL, 'x' },
-                { "timeout-ms", required_argument, NULL, 'T' }, {},
+                { "timeout-ms", required_argument, NULL, 'T' }, { "confirm-with-new-key", no_argument, NULL, 'N' },
+                {},
         };
         CmpClientOptions o = {};
         Install in = { .then = "accept" };
@@ -143,6 +145,7 @@ int main(int argc, char **argv) {
                 case 'w': in.cert_out = optarg; break;
                 case 'x': in.then = optarg; break;
                 case 'T': o.timeout_ms = (unsigned) strtoul(optarg, NULL, 10); break;
+                case 'N': o.confirm_with_new_key = true; break;
                 default: return 2;
                 }
         if (!o.url || !o.trusted || !old_cert || !old_key || !new_key || !in.cert_out || optind != argc) {
