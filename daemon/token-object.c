@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "expiry.h"
+#include "i18n.h"
 #include "log.h"
 #include "macro.h"
 #include "token-bus.h"
@@ -320,7 +321,7 @@ void token_object_read_failed(TokenObject *t, const char *message) {
 void token_object_set_absent(TokenObject *t, uint64_t now_usec) {
         token_set_present(t, false, now_usec);
         if (t->checking)
-                token_object_read_failed(t, "The key was removed before it could be read to the end.");
+                token_object_read_failed(t, _("The key was removed before it could be read to the end."));
 }
 
 static TokenState token_compute_state(const TokenObject *t) {
