@@ -23,6 +23,7 @@
 
 typedef struct Link {
         PivCard *card;
+        bool reset_next; /* the next transaction finds the card reset */
         unsigned apdus;
 } Link;
 
@@ -32,6 +33,16 @@ static int link_transmit(void *userdata, const uint8_t *cmd, size_t cmd_len, uin
 
         l->apdus++;
         return piv_applet_process(l->card, cmd, cmd_len, resp, resp_cap, ret_len);
+}
+
+static int link_begin(void *userdata) {
+        Link *l = userdata;
+
+        if (!l->reset_next)
+                return 0;
+        l->reset_next = false;
+        piv_card_session_reset(l->card);
+        return 1;
 }
 
 typedef struct Fixture {
@@ -47,7 +58,8 @@ static void fixture_init(Fixture *f) {
         f->card->serial = 4242;
         memcpy(f->card->version, (const uint8_t[]){ 5, 4, 3 }, 3);
         f->link.card = f->card;
-        f->transport = (TokenTransport){ .transmit = link_transmit, .userdata = &f->link };
+        f->transport =
+                (TokenTransport){ .transmit = link_transmit, .begin = link_begin, .userdata = &f->link };
         ASSERT_EQ(token_open(&f->transport, &f->token), 0);
 }
 
@@ -423,6 +435,33 @@ static void test_put_certificate(void) {
         fixture_done(&f);
 }
 
+/* A reset (another program, a power glitch) forgets the PIN and the
+ * management key: the calls after it say so instead of going on. */
+static void test_reset_forgets(void) {
+        _cleanup_(EVP_PKEY_freep) EVP_PKEY *pub = NULL, *pub2 = NULL;
+        _cleanup_free_ uint8_t *sig = NULL;
+        uint8_t hash[32] = { 1 };
+        size_t n = 0;
+        Fixture f;
+
+        fixture_init(&f);
+        authenticate_default(&f);
+        ASSERT_EQ(token_generate_key(f.token, 0x9A, TOKEN_ALG_ECCP256, TOKEN_PIN_POLICY_DEFAULT,
+                                     TOKEN_TOUCH_POLICY_DEFAULT, &pub),
+                  0);
+        verify(&f, "123456");
+        f.link.reset_next = true;
+        ASSERT_EQ(token_sign(f.token, 0x9A, TOKEN_ALG_ECCP256, hash, sizeof hash, &sig, &n), -EACCES);
+        ASSERT_EQ(token_generate_key(f.token, 0x9A, TOKEN_ALG_ECCP256, TOKEN_PIN_POLICY_DEFAULT,
+                                     TOKEN_TOUCH_POLICY_DEFAULT, &pub2),
+                  -EACCES);
+        /* The key made before the reset is still there. */
+        ASSERT_EQ(EVP_PKEY_eq(pub, piv_card_key(f.card, 0x9A)->pkey), 1);
+        verify(&f, "123456");
+        ASSERT_EQ(token_sign(f.token, 0x9A, TOKEN_ALG_ECCP256, hash, sizeof hash, &sig, &n), 0);
+        fixture_done(&f);
+}
+
 int main(void) {
         RUN(test_verify_pin);
         RUN(test_mgm_algorithms);
@@ -431,5 +470,6 @@ int main(void) {
         RUN(test_generate_and_sign);
         RUN(test_signature_slot);
         RUN(test_put_certificate);
+        RUN(test_reset_forgets);
         return 0;
 }
