@@ -49,22 +49,27 @@ static int secret_exchange(Token *t, const uint8_t *cmd, size_t cmd_len, uint8_t
         _cleanup_secmem_ uint8_t *piece = secmem_alloc(RESPONSE_PIECE);
         TokenTransport *tr = t->transport;
         uint8_t get_response[5] = { cmd[0], INS_GET_RESPONSE, 0, 0, 0 };
-        size_t len = 0, n;
+        size_t len = 0, n = 0;
         uint16_t sw;
         int r;
 
         if (!piece)
                 return negative_errno();
         r = tr->transmit(tr->userdata, cmd, cmd_len, piece, RESPONSE_PIECE, &n);
-        for (;;) {
+        for (bool first = true;; first = false) {
                 if (r < 0)
                         return r;
                 if (n < 2 || n > RESPONSE_PIECE || n - 2 > cap - len)
                         return -EBADMSG;
+                /* A card that keeps saying "more" without giving any
+                 * would keep us here forever (T=0 cards may answer the
+                 * command itself with 61xx alone). */
+                if (!first && n == 2)
+                        return -EBADMSG;
                 memcpy(resp + len, piece, n - 2);
                 len += n - 2;
                 sw = (uint16_t) (piece[n - 2] << 8 | piece[n - 1]);
-                if ((sw >> 8) != 0x61 || n == 2)
+                if ((sw >> 8) != 0x61)
                         break;
                 get_response[4] = (uint8_t) sw;
                 r = tr->transmit(tr->userdata, get_response, sizeof get_response, piece, RESPONSE_PIECE, &n);
