@@ -458,43 +458,22 @@ int renewal_journal_start(int dir_fd, const char *order_id, const char *token_se
         return 0;
 }
 
-/* Writes j with its next step (and data) on a copy of the fields that
- * change, so that j is left as it was when the write fails. */
-static int journal_commit(int dir_fd, RenewalJournal *j, RenewalStep step, RenewalStep reached, uint8_t **blob,
-                          uint8_t *data, size_t *blob_len, size_t len, char *reason, time_t now) {
-        RenewalJournal next = *j;
+/* Writes next, which is j one step on (sharing j's other fields), and only
+ * once it is on disk makes j so: on failure j is left as it was. */
+static int journal_commit(int dir_fd, RenewalJournal *j, RenewalJournal *next, time_t now) {
         int r;
 
-        next.step = step;
-        next.reached = reached;
-        next.seq = j->seq + 1;
-        next.updated = now > j->updated ? now : j->updated;
-        if (blob) {
-                if (blob == &j->new_public_key) {
-                        next.new_public_key = data;
-                        next.new_public_key_len = len;
-                } else {
-                        next.new_cert = data;
-                        next.new_cert_len = len;
-                }
-        }
-        next.reason = reason;
-        r = journal_write(dir_fd, &next);
+        next->seq = j->seq + 1;
+        next->updated = now > j->updated ? now : j->updated;
+        r = journal_write(dir_fd, next);
         if (r < 0)
                 return r;
-        if (blob) {
-                *blob = data;
-                *blob_len = len;
-        }
-        j->step = step;
-        j->reached = reached;
-        j->seq = next.seq;
-        j->updated = next.updated;
-        j->reason = reason;
+        *j = *next;
         return 0;
 }
 
 int renewal_journal_key_generated(int dir_fd, RenewalJournal *j, const void *spki, size_t len, time_t now) {
+        RenewalJournal next;
         const unsigned char *p = spki;
         EVP_PKEY *pkey;
         uint8_t *copy;
@@ -511,14 +490,18 @@ int renewal_journal_key_generated(int dir_fd, RenewalJournal *j, const void *spk
         if (!copy)
                 return -ENOMEM;
         memcpy(copy, spki, len);
-        r = journal_commit(dir_fd, j, RENEWAL_KEY_GENERATED, RENEWAL_KEY_GENERATED, &j->new_public_key, copy,
-                           &j->new_public_key_len, len, NULL, now);
+        next = *j;
+        next.step = next.reached = RENEWAL_KEY_GENERATED;
+        next.new_public_key = copy;
+        next.new_public_key_len = len;
+        r = journal_commit(dir_fd, j, &next, now);
         if (r < 0)
                 free(copy);
         return r;
 }
 
 int renewal_journal_issued(int dir_fd, RenewalJournal *j, const void *cert, size_t len, time_t now) {
+        RenewalJournal next;
         uint8_t *copy;
         int r;
 
@@ -531,20 +514,28 @@ int renewal_journal_issued(int dir_fd, RenewalJournal *j, const void *cert, size
         if (!copy)
                 return -ENOMEM;
         memcpy(copy, cert, len);
-        r = journal_commit(dir_fd, j, RENEWAL_ISSUED, RENEWAL_ISSUED, &j->new_cert, copy, &j->new_cert_len, len,
-                           NULL, now);
+        next = *j;
+        next.step = next.reached = RENEWAL_ISSUED;
+        next.new_cert = copy;
+        next.new_cert_len = len;
+        r = journal_commit(dir_fd, j, &next, now);
         if (r < 0)
                 free(copy);
         return r;
 }
 
 int renewal_journal_advance(int dir_fd, RenewalJournal *j, RenewalStep step, time_t now) {
+        RenewalJournal next;
+
         if (!j || step < RENEWAL_WRITTEN || step > RENEWAL_DONE || j->step != step - 1)
                 return -EINVAL;
-        return journal_commit(dir_fd, j, step, step, NULL, NULL, NULL, 0, NULL, now);
+        next = *j;
+        next.step = next.reached = step;
+        return journal_commit(dir_fd, j, &next, now);
 }
 
 int renewal_journal_end(int dir_fd, RenewalJournal *j, RenewalStep step, const char *reason, time_t now) {
+        RenewalJournal next;
         char *copy;
         int r;
 
@@ -554,7 +545,10 @@ int renewal_journal_end(int dir_fd, RenewalJournal *j, RenewalStep step, const c
         copy = strdup(reason);
         if (!copy)
                 return -ENOMEM;
-        r = journal_commit(dir_fd, j, step, j->step, NULL, NULL, NULL, 0, copy, now);
+        next = *j;
+        next.step = step;
+        next.reason = copy;
+        r = journal_commit(dir_fd, j, &next, now);
         if (r < 0)
                 free(copy);
         return r;
@@ -609,7 +603,7 @@ static int push(void **array, size_t *n, size_t size, const void *item) {
         return 0;
 }
 
-int renewal_journal_list_unfinished(int dir_fd, RenewalJournal ***ret, size_t *ret_n, char ***ret_bad) {
+int renewal_journal_list(int dir_fd, bool include_final, RenewalJournal ***ret, size_t *ret_n, char ***ret_bad) {
         RenewalJournal **list = NULL;
         char **bad = NULL;
         size_t n = 0, n_bad = 0;
@@ -649,7 +643,7 @@ int renewal_journal_list_unfinished(int dir_fd, RenewalJournal ***ret, size_t *r
                                 free(copy);
                         continue;
                 }
-                if (renewal_step_is_final(j->step)) {
+                if (!include_final && renewal_step_is_final(j->step)) {
                         renewal_journal_free(j);
                         continue;
                 }
@@ -674,6 +668,8 @@ int renewal_journal_list_unfinished(int dir_fd, RenewalJournal ***ret, size_t *r
 
 static int new_cert_facts(const RenewalJournal *j, char **ret_serial, char **ret_not_after) {
         _cleanup_(x509_info_freep) X509Info *info = NULL;
+        const char *digits;
+        bool neg;
         char buf[32];
         struct tm tm;
         int r;
@@ -687,7 +683,11 @@ static int new_cert_facts(const RenewalJournal *j, char **ret_serial, char **ret
                 return r;
         if (!gmtime_r(&info->not_after, &tm) || strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
                 return -EINVAL;
-        *ret_serial = strdup(info->serial);
+        /* The protocol's spelling, as in old_cert: no leading zeros. */
+        neg = info->serial[0] == '-';
+        digits = info->serial + neg + strspn(info->serial + neg, "0");
+        if (asprintf(ret_serial, "%s%s", neg ? "-" : "", *digits ? digits : "0") < 0)
+                *ret_serial = NULL;
         *ret_not_after = strdup(buf);
         if (!*ret_serial || !*ret_not_after) {
                 free(*ret_serial);
@@ -697,36 +697,63 @@ static int new_cert_facts(const RenewalJournal *j, char **ret_serial, char **ret
         return 0;
 }
 
+static int history_has(int dir_fd, const RenewalJournal *j) {
+        json_auto_t *h = NULL;
+        size_t bad, i;
+        json_t *e;
+        int r;
+
+        r = renewal_history_read(dir_fd, &h, &bad);
+        if (r < 0)
+                return r;
+        json_array_foreach(h, i, e) {
+                json_t *seq = json_object_get(e, "journal_seq");
+                if (strcmp(json_string_value(json_object_get(e, "order")), j->order_id) == 0 && json_is_integer(seq) &&
+                    json_integer_value(seq) == (json_int_t) j->seq)
+                        return 1;
+        }
+        return 0;
+}
+
 int renewal_history_append(int dir_fd, const RenewalJournal *j, time_t now) {
         _cleanup_free_ char *serial = NULL, *not_after = NULL, *body = NULL, *line = NULL;
         _cleanup_close_ int fd = -1;
         json_auto_t *o = NULL;
         struct stat st;
+        char last = 0;
         int r;
 
         if (!j || !renewal_step_is_final(j->step))
                 return -EBUSY;
+        r = history_has(dir_fd, j);
+        if (r != 0)
+                return r < 0 ? r : 0;
         r = new_cert_facts(j, &serial, &not_after);
         if (r < 0)
                 return r;
-        o = json_pack("{s:s, s:s, s:i, s:s, s:s, s:s?, s:s?, s:I, s:s, s:s?}", "order", j->order_id, "token",
+        o = json_pack("{s:s, s:s, s:i, s:s, s:s, s:s?, s:s?, s:I, s:s, s:s?, s:I}", "order", j->order_id, "token",
                       j->token_serial, "slot", (int) j->slot, "old_cert", j->old_cert_id, "old_serial",
                       strchr(j->old_cert_id, ':') + 1, "new_serial", serial, "not_after", not_after, "time",
-                      (json_int_t) now, "outcome", renewal_step_to_string(j->step), "reason", j->reason);
+                      (json_int_t) now, "outcome", renewal_step_to_string(j->step), "reason", j->reason,
+                      "journal_seq", (json_int_t) j->seq);
         if (!o)
                 return -ENOMEM;
         body = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
         if (!body || asprintf(&line, "%s\n", body) < 0)
                 return -ENOMEM;
 
-        fd = openat(dir_fd, HISTORY, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+        fd = openat(dir_fd, HISTORY, O_RDWR | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
         if (fd < 0)
                 return negative_errno();
         if (fstat(fd, &st) < 0)
                 return negative_errno();
         if (st.st_size == 0 && fchmod(fd, 0600) < 0)
                 return negative_errno();
-        r = write_all(fd, line, strlen(line));
+        /* After a torn append, start a line of our own. */
+        if (st.st_size > 0 && (pread(fd, &last, 1, st.st_size - 1) != 1 || last != '\n'))
+                r = write_all(fd, "\n", 1);
+        if (r >= 0)
+                r = write_all(fd, line, strlen(line));
         if (r < 0)
                 return r;
         if (fsync(fd) < 0)

@@ -105,18 +105,23 @@ int renewal_journal_load(int dir_fd, const char *order_id, RenewalJournal **ret)
  * -EBUSY for a journal that is not DONE/FAILED/CANCELLED. */
 int renewal_journal_remove(int dir_fd, const RenewalJournal *j);
 
-/* Every journal in the directory that is not final, sorted by order id,
- * for resuming at start or when a key is inserted. Files that cannot be
- * read are not skipped silently: their names go to *ret_bad (NULL-terminated,
- * may be empty) so that the caller reports them. Leftover temporary files
- * of an interrupted write are ignored (their rename never happened). */
-int renewal_journal_list_unfinished(int dir_fd, RenewalJournal ***ret, size_t *ret_n, char ***ret_bad);
+/* The journals in the directory, sorted by order id: the unfinished ones
+ * (to resume at start or when their key is inserted) and, with
+ * include_final, the finished ones too. A finished journal still on disk at
+ * start means the daemon stopped between its last step and its removal:
+ * renewal_history_append() it (a repeat is harmless) and remove it. Files
+ * that cannot be read are not skipped silently: their names go to *ret_bad
+ * (NULL-terminated, may be empty) so that the caller reports them. Leftover
+ * temporary files of an interrupted write are ignored (their rename never
+ * happened). */
+int renewal_journal_list(int dir_fd, bool include_final, RenewalJournal ***ret, size_t *ret_n, char ***ret_bad);
 void renewal_journal_list_free(RenewalJournal **list, size_t n);
 
 /* Appends the outcome of a DONE, FAILED or CANCELLED journal to
  * history.jsonl: {"order","token","slot","old_cert","old_serial",
- * "new_serial","not_after","time","outcome","reason"}. -EBUSY when j is not
- * final. */
+ * "new_serial","not_after","time","outcome","reason","journal_seq"}; does
+ * nothing when that journal's line (same order and seq) is there already.
+ * -EBUSY when j is not final. */
 int renewal_history_append(int dir_fd, const RenewalJournal *j, time_t now);
 
 /* The history as a JSON array of those objects, oldest first. A line that

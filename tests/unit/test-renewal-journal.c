@@ -101,7 +101,7 @@ static void test_every_step(void) {
         _cleanup_(renewal_journal_freep) RenewalJournal *j = NULL, *l = NULL;
         EVP_PKEY *k = new_key(), *other = new_key();
         uint8_t *spki, *cert, *wrong;
-        size_t spki_len = spki_of(k, &spki), cert_len = cert_for(k, 0x77, &cert), wrong_len = cert_for(other, 5, &wrong);
+        size_t spki_len = spki_of(k, &spki), cert_len = cert_for(k, 0x777, &cert), wrong_len = cert_for(other, 5, &wrong);
         RenewalStep steps[] = { RENEWAL_WRITTEN, RENEWAL_VERIFIED, RENEWAL_CONFIRMED, RENEWAL_DONE };
         char *bytes;
         size_t len;
@@ -164,13 +164,17 @@ static void test_every_step(void) {
         free(bytes);
 
         ASSERT_EQ(renewal_history_append(dir_fd, j, 1011), 0);
+        /* Once per journal, however often a restart repeats it. */
+        ASSERT_EQ(renewal_history_append(dir_fd, j, 1012), 0);
         assert_mode_0600("history.jsonl");
         read_all("history.jsonl", &bytes, &len);
         ASSERT_TRUE(!contains(bytes, len, PIN) && !contains(bytes, len, MGM_KEY));
-        ASSERT_TRUE(contains(bytes, len, "\"new_serial\":\"77\""));
+        ASSERT_TRUE(contains(bytes, len, "\"new_serial\":\"777\""));
         ASSERT_TRUE(contains(bytes, len, "\"old_serial\":\"1a2b3c\""));
         ASSERT_TRUE(contains(bytes, len, "\"not_after\":\"2027-01-15T08:00:00Z\""));
         ASSERT_TRUE(contains(bytes, len, "\"outcome\":\"done\""));
+        ASSERT_TRUE(!contains(bytes, len, "1012"));
+        ASSERT_EQ(memchr(bytes, '\n', len), bytes + len - 1);
         free(bytes);
         ASSERT_EQ(renewal_journal_remove(dir_fd, j), 0);
         ASSERT_EQ(renewal_journal_load(dir_fd, "R2026-000001", &l), -ENOENT);
@@ -212,6 +216,7 @@ static void test_failed_and_cancelled(void) {
         ASSERT_EQ(renewal_history_read(dir_fd, &h, &bad), 0);
         ASSERT_EQ(bad, 0);
         ASSERT_EQ(json_array_size(h), 3); /* with test_every_step's */
+        ASSERT_EQ(renewal_history_append(dir_fd, b, 12), 0); /* already there */
         ASSERT_STREQ(json_string_value(json_object_get(json_array_get(h, 1), "outcome")), "failed");
         ASSERT_TRUE(json_is_null(json_object_get(json_array_get(h, 1), "new_serial")));
         ASSERT_STREQ(json_string_value(json_object_get(json_array_get(h, 2), "reason")), "the user said no");
@@ -227,6 +232,15 @@ static void test_failed_and_cancelled(void) {
         ASSERT_EQ(renewal_history_read(dir_fd, &h, &bad), 0);
         ASSERT_EQ(bad, 1);
         ASSERT_EQ(json_array_size(h), 3);
+        json_decref(h);
+        /* The next append is not swallowed by the torn line. */
+        a->seq++;
+        ASSERT_EQ(renewal_history_append(dir_fd, a, 12), 0);
+        a->seq--;
+        ASSERT_EQ(renewal_history_read(dir_fd, &h, &bad), 0);
+        ASSERT_EQ(bad, 1);
+        ASSERT_EQ(json_array_size(h), 4);
+        ASSERT_EQ(json_integer_value(json_object_get(json_array_get(h, 3), "time")), 12);
         json_decref(h);
 
         ASSERT_EQ(renewal_journal_remove(dir_fd, a), 0);
@@ -286,7 +300,7 @@ static void test_truncation(void) {
                                 ASSERT_EQ(renewal_journal_load(dir_fd, "T-1", &l), 0);
                                 ASSERT_EQ(l->step, step - 1);
                                 renewal_journal_free(l);
-                                ASSERT_EQ(renewal_journal_list_unfinished(dir_fd, &list, &n, &bad), 0);
+                                ASSERT_EQ(renewal_journal_list(dir_fd, false, &list, &n, &bad), 0);
                                 ASSERT_EQ(n, step - 1 == RENEWAL_DONE ? 0 : 1);
                                 ASSERT_TRUE(bad && !bad[0]);
                                 renewal_journal_list_free(list, n);
@@ -326,13 +340,23 @@ static void test_listing(void) {
         }
         write_all("history.jsonl.bak", "x", 1);
 
-        ASSERT_EQ(renewal_journal_list_unfinished(dir_fd, &list, &n, &bad), 0);
+        ASSERT_EQ(renewal_journal_list(dir_fd, false, &list, &n, &bad), 0);
         ASSERT_EQ(n, 2);
         ASSERT_STREQ(list[0]->order_id, "A-1");
         ASSERT_STREQ(list[1]->order_id, "B-2");
         ASSERT_TRUE(bad[0] && bad[1] && !bad[2]);
         ASSERT_TRUE((strcmp(bad[0], "renewal-5a2d39.journal") == 0 && strcmp(bad[1], "renewal-412d32.journal") == 0) ||
                     (strcmp(bad[1], "renewal-5a2d39.journal") == 0 && strcmp(bad[0], "renewal-412d32.journal") == 0));
+        renewal_journal_list_free(list, n);
+        for (size_t i = 0; bad[i]; i++)
+                free(bad[i]);
+        free(bad);
+
+        /* With the finished ones, for the clean-up at start. */
+        ASSERT_EQ(renewal_journal_list(dir_fd, true, &list, &n, &bad), 0);
+        ASSERT_EQ(n, 3);
+        ASSERT_STREQ(list[2]->order_id, "C-3");
+        ASSERT_EQ(list[2]->step, RENEWAL_CANCELLED);
         renewal_journal_list_free(list, n);
         for (size_t i = 0; bad[i]; i++)
                 free(bad[i]);
