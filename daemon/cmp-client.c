@@ -139,7 +139,8 @@ static int easy_setup(CmpSession *s) {
             curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L) != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L) != CURLE_OK ||
-            curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long) (o->connect_timeout_ms ?: 30000)) != CURLE_OK ||
+            curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long) (o->connect_timeout_ms ?: 30000)) !=
+                    CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long) (o->timeout_ms ?: 60000)) != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t) CMP_CLIENT_BODY_MAX) != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
@@ -297,7 +298,8 @@ static int make_ctx(CmpSession *s, OSSL_CMP_CTX **ret) {
                 return -EINVAL;
         }
         if (!OSSL_CMP_CTX_set_log_cb(ctx, on_log) || !OSSL_CMP_CTX_set_transfer_cb(ctx, transfer) ||
-            !OSSL_CMP_CTX_set_transfer_cb_arg(ctx, s) || !OSSL_CMP_CTX_set_certConf_cb(ctx, on_certificate) ||
+            !OSSL_CMP_CTX_set_transfer_cb_arg(ctx, s) ||
+            !OSSL_CMP_CTX_set_certConf_cb(ctx, on_certificate) ||
             !OSSL_CMP_CTX_set_certConf_cb_arg(ctx, s) || !OSSL_CMP_CTX_set0_trustedStore(ctx, trusted))
                 return -ENOMEM;
         trusted = NULL;
@@ -364,7 +366,8 @@ static int outcome(CmpSession *s, OSSL_CMP_CTX *ctx, X509 *cert) {
                 return 0;
         if (s->error < 0)
                 return s->error;
-        if (res->pki_status == OSSL_CMP_PKISTATUS_rejection && res->fail_info != 0 && res->stage == CMP_STAGE_REQUEST)
+        if (res->pki_status == OSSL_CMP_PKISTATUS_rejection && res->fail_info != 0 &&
+            res->stage == CMP_STAGE_REQUEST)
                 return portal_errno(res->fail_info);
         set_detail(s, "%s", e ? ERR_reason_error_string(e) ?: "CMP failure" : "CMP failure");
         /* Nothing was sent: making the request failed, which with the keys
@@ -377,8 +380,8 @@ static int outcome(CmpSession *s, OSSL_CMP_CTX *ctx, X509 *cert) {
 }
 
 static bool options_are_valid(const CmpClientOptions *o) {
-        return o && o->url && portal_base_url_is_valid(o->url, PORTAL_INSECURE_HTTP_FOR_TESTS) && o->trusted &&
-               o->old_cert && o->old_key && o->new_key;
+        return o && o->url && portal_base_url_is_valid(o->url, PORTAL_INSECURE_HTTP_FOR_TESTS) &&
+               o->trusted && o->old_cert && o->old_key && o->new_key;
 }
 
 /* The old key must be the old certificate's, or the portal could only
@@ -400,7 +403,7 @@ int cmp_client_renew(const CmpClientOptions *opts, CmpInstallFn install, void *u
         X509 *cert = NULL;
         int r;
 
-        *s.res = (CmpResult) { .stage = CMP_STAGE_SETUP, .verdict = CMP_CONFIRM_DEFER, .pki_status = -1 };
+        *s.res = (CmpResult){ .stage = CMP_STAGE_SETUP, .verdict = CMP_CONFIRM_DEFER, .pki_status = -1 };
         if (!options_are_valid(opts) || !install || !ret_cert) {
                 set_detail(&s, "invalid CMP client options (the URL must be https)");
                 return -EINVAL;

@@ -44,18 +44,20 @@ typedef enum CmpConfirm {
 /* Called with the new certificate (DER and parsed; valid during the call
  * only) once the portal issued it and the answer's protection verified.
  * Return REJECT with *ret_reason (the caller's string, alive until
- * cmp_client_renew() returns) to have the portal revoke it. */
+ * cmp_client_renew() returns) to have the portal revoke it. On a resumed
+ * renewal (kur again with the same new key) this is the certificate already
+ * in the journal: compare, and skip the install steps already done. */
 typedef CmpConfirm (*CmpInstallFn)(const uint8_t *der, size_t len, X509 *cert, void *userdata,
                                    const char **ret_reason);
 
 typedef struct CmpClientOptions {
-        const char *url;       /* the order's "cmp" URL: https:// (http://loopback in test builds) */
-        const char *ca_bundle; /* PEM for TLS; NULL: the system's */
-        const char *trusted;   /* PEM of the CA(s) that certify the portal's CMP signer; required */
-        X509 *old_cert;        /* the certificate renewed: sender, oldCertID, first of extraCerts */
-        EVP_PKEY *old_key;     /* its key: protects kur and certConf */
-        STACK_OF(X509) *old_chain; /* optional: the rest of extraCerts */
-        EVP_PKEY *new_key;     /* the new key (== old_key when the order does not rekey): POPO */
+        const char *url;            /* the order's "cmp" URL: https:// (http://loopback in test builds) */
+        const char *ca_bundle;      /* PEM for TLS; NULL: the system's */
+        const char *trusted;        /* PEM of the CA(s) that certify the portal's CMP signer; required */
+        X509 *old_cert;             /* the certificate renewed: sender, oldCertID, first of extraCerts */
+        EVP_PKEY *old_key;          /* its key: protects kur and certConf */
+        STACK_OF(X509) * old_chain; /* optional: the rest of extraCerts */
+        EVP_PKEY *new_key;          /* the new key (== old_key when the order does not rekey): POPO */
         /* Protect certConf by the new key and certificate rather than the
          * old ones (the protocol allows both): for a card whose old key is
          * gone once the install step is done. OpenSSL 3.0 leaks the chain
@@ -63,7 +65,7 @@ typedef struct CmpClientOptions {
          * (a few KiB per such renewal). */
         bool confirm_with_new_key;
         unsigned connect_timeout_ms; /* 0: 30 s */
-        unsigned timeout_ms;   /* per HTTP exchange; 0: 60 s */
+        unsigned timeout_ms;         /* per HTTP exchange; 0: 60 s */
 } CmpClientOptions;
 
 typedef enum CmpStage {

@@ -128,12 +128,12 @@ static int set_hex(json_t *o, const char *key, const uint8_t *data, size_t len) 
 }
 
 static json_t *journal_to_json(const RenewalJournal *j) {
-        json_auto_t *o = json_pack("{s:s, s:i, s:s, s:s, s:I, s:s, s:s, s:i, s:s, s:b, s:I, s:I}", "format", MAGIC,
-                                   "version", VERSION, "step", renewal_step_to_string(j->step), "reached",
-                                   renewal_step_to_string(j->reached), "seq", (json_int_t) j->seq, "order",
-                                   j->order_id, "token", j->token_serial, "slot", (int) j->slot, "old_cert",
-                                   j->old_cert_id, "rekey", j->rekey, "created", (json_int_t) j->created,
-                                   "updated", (json_int_t) j->updated);
+        json_auto_t *o = json_pack("{s:s, s:i, s:s, s:s, s:I, s:s, s:s, s:i, s:s, s:b, s:I, s:I}", "format",
+                                   MAGIC, "version", VERSION, "step", renewal_step_to_string(j->step),
+                                   "reached", renewal_step_to_string(j->reached), "seq", (json_int_t) j->seq,
+                                   "order", j->order_id, "token", j->token_serial, "slot", (int) j->slot,
+                                   "old_cert", j->old_cert_id, "rekey", j->rekey, "created",
+                                   (json_int_t) j->created, "updated", (json_int_t) j->updated);
 
         if (!o || set_hex(o, "new_public_key", j->new_public_key, j->new_public_key_len) < 0 ||
             set_hex(o, "new_cert", j->new_cert, j->new_cert_len) < 0 ||
@@ -293,8 +293,8 @@ static int cert_matches_key(const uint8_t *cert, size_t cert_len, const uint8_t 
 }
 
 static const char *const known_keys[] = {
-        "format", "version", "step",   "reached",        "seq",      "order",  "token",  "slot",
-        "old_cert", "rekey", "created", "updated", "new_public_key", "new_cert", "reason",
+        "format", "version", "step",    "reached",        "seq",      "order",  "token", "slot", "old_cert",
+        "rekey",  "created", "updated", "new_public_key", "new_cert", "reason",
 };
 
 static bool only_known_keys(json_t *o) {
@@ -319,13 +319,15 @@ static int journal_check(const RenewalJournal *j) {
         if (!order_id_is_valid(j->order_id) || !text_is_valid(j->token_serial, 256) ||
             !cert_id_is_valid(j->old_cert_id) || j->seq == 0 || j->updated < j->created)
                 return -EBADMSG;
-        if (final_bad ? (!j->reason || renewal_step_is_final(j->reached)) : (j->reason || j->reached != j->step))
+        if (final_bad ? (!j->reason || renewal_step_is_final(j->reached))
+                      : (j->reason || j->reached != j->step))
                 return -EBADMSG;
         if ((j->reached >= RENEWAL_KEY_GENERATED) != (j->new_public_key != NULL))
                 return -EBADMSG;
         if ((j->reached >= RENEWAL_ISSUED) != (j->new_cert != NULL))
                 return -EBADMSG;
-        if (j->new_cert && cert_matches_key(j->new_cert, j->new_cert_len, j->new_public_key, j->new_public_key_len) < 0)
+        if (j->new_cert &&
+            cert_matches_key(j->new_cert, j->new_cert_len, j->new_public_key, j->new_public_key_len) < 0)
                 return -EBADMSG;
         /* Each write is one step: fewer writes than steps is a forged file. */
         if (j->seq < (uint64_t) j->reached + 1 + (final_bad ? 1 : 0))
@@ -342,10 +344,12 @@ static int journal_from_json(json_t *o, RenewalJournal **ret) {
         if (!j)
                 return -ENOMEM;
         if (!json_is_object(o) || !only_known_keys(o) || !json_is_string(format) ||
-            strcmp(json_string_value(format), MAGIC) != 0 || get_int(o, "version", VERSION, VERSION, &version) < 0 ||
+            strcmp(json_string_value(format), MAGIC) != 0 ||
+            get_int(o, "version", VERSION, VERSION, &version) < 0 ||
             get_int(o, "seq", 1, INT64_MAX, &seq) < 0 || get_int(o, "slot", 0, 255, &slot) < 0 ||
-            get_int(o, "created", 0, INT64_MAX, &created) < 0 || get_int(o, "updated", 0, INT64_MAX, &updated) < 0 ||
-            get_step(o, "step", &j->step) < 0 || get_step(o, "reached", &j->reached) < 0 || !json_is_boolean(rekey))
+            get_int(o, "created", 0, INT64_MAX, &created) < 0 ||
+            get_int(o, "updated", 0, INT64_MAX, &updated) < 0 || get_step(o, "step", &j->step) < 0 ||
+            get_step(o, "reached", &j->reached) < 0 || !json_is_boolean(rekey))
                 return -EBADMSG;
         j->seq = (uint64_t) seq;
         j->slot = (uint8_t) slot;
@@ -427,8 +431,8 @@ int renewal_journal_start(int dir_fd, const char *order_id, const char *token_se
         _cleanup_free_ char *name = NULL;
         int r;
 
-        if (!order_id_is_valid(order_id) || !text_is_valid(token_serial, 256) || !cert_id_is_valid(old_cert_id) ||
-            now < 0)
+        if (!order_id_is_valid(order_id) || !text_is_valid(token_serial, 256) ||
+            !cert_id_is_valid(old_cert_id) || now < 0)
                 return -EINVAL;
         r = file_name(order_id, "", &name);
         if (r < 0)
@@ -603,7 +607,8 @@ static int push(void **array, size_t *n, size_t size, const void *item) {
         return 0;
 }
 
-int renewal_journal_list(int dir_fd, bool include_final, RenewalJournal ***ret, size_t *ret_n, char ***ret_bad) {
+int renewal_journal_list(int dir_fd, bool include_final, RenewalJournal ***ret, size_t *ret_n,
+                         char ***ret_bad) {
         RenewalJournal **list = NULL;
         char **bad = NULL;
         size_t n = 0, n_bad = 0;
@@ -633,7 +638,8 @@ int renewal_journal_list(int dir_fd, bool include_final, RenewalJournal ***ret, 
                 r = journal_load_file(dir_fd, de->d_name, &j);
                 if (r == -ENOMEM)
                         break;
-                if (r >= 0 && (r = file_name(j->order_id, "", &expected)) >= 0 && strcmp(expected, de->d_name) != 0)
+                if (r >= 0 && (r = file_name(j->order_id, "", &expected)) >= 0 &&
+                    strcmp(expected, de->d_name) != 0)
                         r = -EBADMSG;
                 if (r < 0) {
                         renewal_journal_free(j);
@@ -708,8 +714,8 @@ static int history_has(int dir_fd, const RenewalJournal *j) {
                 return r;
         json_array_foreach(h, i, e) {
                 json_t *seq = json_object_get(e, "journal_seq");
-                if (strcmp(json_string_value(json_object_get(e, "order")), j->order_id) == 0 && json_is_integer(seq) &&
-                    json_integer_value(seq) == (json_int_t) j->seq)
+                if (strcmp(json_string_value(json_object_get(e, "order")), j->order_id) == 0 &&
+                    json_is_integer(seq) && json_integer_value(seq) == (json_int_t) j->seq)
                         return 1;
         }
         return 0;
@@ -731,11 +737,11 @@ int renewal_history_append(int dir_fd, const RenewalJournal *j, time_t now) {
         r = new_cert_facts(j, &serial, &not_after);
         if (r < 0)
                 return r;
-        o = json_pack("{s:s, s:s, s:i, s:s, s:s, s:s?, s:s?, s:I, s:s, s:s?, s:I}", "order", j->order_id, "token",
-                      j->token_serial, "slot", (int) j->slot, "old_cert", j->old_cert_id, "old_serial",
-                      strchr(j->old_cert_id, ':') + 1, "new_serial", serial, "not_after", not_after, "time",
-                      (json_int_t) now, "outcome", renewal_step_to_string(j->step), "reason", j->reason,
-                      "journal_seq", (json_int_t) j->seq);
+        o = json_pack("{s:s, s:s, s:i, s:s, s:s, s:s?, s:s?, s:I, s:s, s:s?, s:I}", "order", j->order_id,
+                      "token", j->token_serial, "slot", (int) j->slot, "old_cert", j->old_cert_id,
+                      "old_serial", strchr(j->old_cert_id, ':') + 1, "new_serial", serial, "not_after",
+                      not_after, "time", (json_int_t) now, "outcome", renewal_step_to_string(j->step),
+                      "reason", j->reason, "journal_seq", (json_int_t) j->seq);
         if (!o)
                 return -ENOMEM;
         body = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);

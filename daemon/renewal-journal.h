@@ -54,14 +54,14 @@ typedef struct RenewalJournal {
         uint64_t seq; /* writes so far, 1 after start */
         char *order_id;
         char *token_serial;
-        uint8_t slot; /* PIV key reference, e.g. 0x9a */
+        uint8_t slot;      /* PIV key reference, e.g. 0x9a */
         char *old_cert_id; /* ISSUER_HASH:SERIAL */
         bool rekey;
         uint8_t *new_public_key; /* DER SubjectPublicKeyInfo, from KEY_GENERATED */
         size_t new_public_key_len;
         uint8_t *new_cert; /* DER, from ISSUED */
         size_t new_cert_len;
-        char *reason; /* FAILED/CANCELLED only */
+        char *reason;    /* FAILED/CANCELLED only */
         int64_t created; /* Unix seconds */
         int64_t updated;
 } RenewalJournal;
@@ -114,7 +114,8 @@ int renewal_journal_remove(int dir_fd, const RenewalJournal *j);
  * (NULL-terminated, may be empty) so that the caller reports them. Leftover
  * temporary files of an interrupted write are ignored (their rename never
  * happened). */
-int renewal_journal_list(int dir_fd, bool include_final, RenewalJournal ***ret, size_t *ret_n, char ***ret_bad);
+int renewal_journal_list(int dir_fd, bool include_final, RenewalJournal ***ret, size_t *ret_n,
+                         char ***ret_bad);
 void renewal_journal_list_free(RenewalJournal **list, size_t n);
 
 /* Appends the outcome of a DONE, FAILED or CANCELLED journal to

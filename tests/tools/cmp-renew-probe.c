@@ -59,7 +59,8 @@ static int write_cert(const char *path, X509 *x) {
         return fclose(f) == 0 && ok ? 0 : -EIO;
 }
 
-static CmpConfirm on_install(const uint8_t *der, size_t len, X509 *cert, void *userdata, const char **ret_reason) {
+static CmpConfirm on_install(const uint8_t *der, size_t len, X509 *cert, void *userdata,
+                             const char **ret_reason) {
         Install *in = userdata;
 
         (void) der, (void) len;
@@ -102,14 +103,14 @@ static const char *const verdicts[] = { "accept", "reject", "defer" };
 
 static void print_result(int r, const CmpResult *res, X509 *cert, const Install *in) {
         char *serial = cert ? serial_hex(cert) : NULL;
-        json_t *o = json_pack("{s:i, s:s, s:s, s:s, s:i, s:i, s:s, s:s, s:s, s:I, s:i, s:i, s:I, s:I, s:b, s:s?}",
-                              "rc", r, "errno", r < 0 ? strerrorname_np(-r) : "", "stage", stages[res->stage],
-                              "verdict", verdicts[res->verdict], "pki_status", res->pki_status, "fail_info",
-                              res->fail_info, "text", res->text, "detail", res->detail, "message",
-                              cmp_result_message(res, r), "http_status", (json_int_t) res->http_status,
-                              "exchanges", (int) res->exchanges, "install_calls", (int) in->calls, "wait_us",
-                              (json_int_t) res->wait_us, "portal_us", (json_int_t) res->portal_us,
-                              "portal_us_known", res->portal_us_known, "serial", serial);
+        json_t *o = json_pack(
+                "{s:i, s:s, s:s, s:s, s:i, s:i, s:s, s:s, s:s, s:I, s:i, s:i, s:I, s:I, s:b, s:s?}", "rc", r,
+                "errno", r < 0 ? strerrorname_np(-r) : "", "stage", stages[res->stage], "verdict",
+                verdicts[res->verdict], "pki_status", res->pki_status, "fail_info", res->fail_info, "text",
+                res->text, "detail", res->detail, "message", cmp_result_message(res, r), "http_status",
+                (json_int_t) res->http_status, "exchanges", (int) res->exchanges, "install_calls",
+                (int) in->calls, "wait_us", (json_int_t) res->wait_us, "portal_us",
+                (json_int_t) res->portal_us, "portal_us_known", res->portal_us_known, "serial", serial);
         char *line = o ? json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
 
         printf("%s\n", line ? line : "{}");
@@ -120,11 +121,16 @@ static void print_result(int r, const CmpResult *res, X509 *cert, const Install 
 
 int main(int argc, char **argv) {
         static const struct option options[] = {
-                { "url", required_argument, NULL, 'u' },      { "ca-bundle", required_argument, NULL, 'c' },
-                { "trusted", required_argument, NULL, 't' },  { "old-cert", required_argument, NULL, 'o' },
-                { "old-key", required_argument, NULL, 'k' },  { "new-key", required_argument, NULL, 'n' },
-                { "cert-out", required_argument, NULL, 'w' }, { "then", required_argument, NULL, 'x' },
-                { "timeout-ms", required_argument, NULL, 'T' }, { "confirm-with-new-key", no_argument, NULL, 'N' },
+                { "url", required_argument, NULL, 'u' },
+                { "ca-bundle", required_argument, NULL, 'c' },
+                { "trusted", required_argument, NULL, 't' },
+                { "old-cert", required_argument, NULL, 'o' },
+                { "old-key", required_argument, NULL, 'k' },
+                { "new-key", required_argument, NULL, 'n' },
+                { "cert-out", required_argument, NULL, 'w' },
+                { "then", required_argument, NULL, 'x' },
+                { "timeout-ms", required_argument, NULL, 'T' },
+                { "confirm-with-new-key", no_argument, NULL, 'N' },
                 {},
         };
         CmpClientOptions o = {};
@@ -136,17 +142,38 @@ int main(int argc, char **argv) {
 
         while ((c = getopt_long(argc, argv, "", options, NULL)) >= 0)
                 switch (c) {
-                case 'u': o.url = optarg; break;
-                case 'c': o.ca_bundle = optarg; break;
-                case 't': o.trusted = optarg; break;
-                case 'o': old_cert = optarg; break;
-                case 'k': old_key = optarg; break;
-                case 'n': new_key = optarg; break;
-                case 'w': in.cert_out = optarg; break;
-                case 'x': in.then = optarg; break;
-                case 'T': o.timeout_ms = (unsigned) strtoul(optarg, NULL, 10); break;
-                case 'N': o.confirm_with_new_key = true; break;
-                default: return 2;
+                case 'u':
+                        o.url = optarg;
+                        break;
+                case 'c':
+                        o.ca_bundle = optarg;
+                        break;
+                case 't':
+                        o.trusted = optarg;
+                        break;
+                case 'o':
+                        old_cert = optarg;
+                        break;
+                case 'k':
+                        old_key = optarg;
+                        break;
+                case 'n':
+                        new_key = optarg;
+                        break;
+                case 'w':
+                        in.cert_out = optarg;
+                        break;
+                case 'x':
+                        in.then = optarg;
+                        break;
+                case 'T':
+                        o.timeout_ms = (unsigned) strtoul(optarg, NULL, 10);
+                        break;
+                case 'N':
+                        o.confirm_with_new_key = true;
+                        break;
+                default:
+                        return 2;
                 }
         if (!o.url || !o.trusted || !old_cert || !old_key || !new_key || !in.cert_out || optind != argc) {
                 fprintf(stderr, "usage: see the comment at the top of cmp-renew-probe.c\n");

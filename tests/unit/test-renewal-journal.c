@@ -45,7 +45,8 @@ static size_t cert_for(EVP_PKEY *k, long serial, uint8_t **ret) {
         int len;
 
         ASSERT_TRUE(x && n);
-        ASSERT_TRUE(X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_UTF8, (const unsigned char *) "张三", -1, -1, 0));
+        ASSERT_TRUE(X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_UTF8, (const unsigned char *) "张三", -1,
+                                               -1, 0));
         ASSERT_TRUE(X509_set_version(x, 2));
         ASSERT_TRUE(ASN1_INTEGER_set(X509_get_serialNumber(x), serial));
         ASSERT_TRUE(X509_set_subject_name(x, n) && X509_set_issuer_name(x, n));
@@ -101,14 +102,17 @@ static void test_every_step(void) {
         _cleanup_(renewal_journal_freep) RenewalJournal *j = NULL, *l = NULL;
         EVP_PKEY *k = new_key(), *other = new_key();
         uint8_t *spki, *cert, *wrong;
-        size_t spki_len = spki_of(k, &spki), cert_len = cert_for(k, 0x777, &cert), wrong_len = cert_for(other, 5, &wrong);
+        size_t spki_len = spki_of(k, &spki), cert_len = cert_for(k, 0x777, &cert),
+               wrong_len = cert_for(other, 5, &wrong);
         RenewalStep steps[] = { RENEWAL_WRITTEN, RENEWAL_VERIFIED, RENEWAL_CONFIRMED, RENEWAL_DONE };
         char *bytes;
         size_t len;
 
-        ASSERT_EQ(renewal_journal_start(dir_fd, "R2026-000001", "12345678", 0x9a, OLD_ID, true, 1000, &j), 0);
+        ASSERT_EQ(renewal_journal_start(dir_fd, "R2026-000001", "12345678", 0x9a, OLD_ID, true, 1000, &j),
+                  0);
         assert_mode_0600(FILE_1);
-        ASSERT_EQ(renewal_journal_start(dir_fd, "R2026-000001", "12345678", 0x9a, OLD_ID, true, 1000, &l), -EEXIST);
+        ASSERT_EQ(renewal_journal_start(dir_fd, "R2026-000001", "12345678", 0x9a, OLD_ID, true, 1000, &l),
+                  -EEXIST);
         ASSERT_EQ(renewal_journal_load(dir_fd, "R2026-000001", &l), 0);
         ASSERT_EQ(l->step, RENEWAL_STARTED);
         ASSERT_STREQ(l->old_cert_id, OLD_ID);
@@ -200,7 +204,9 @@ static void test_failed_and_cancelled(void) {
         ASSERT_EQ(renewal_journal_end(dir_fd, a, RENEWAL_FAILED, "", 7), -EINVAL);
         ASSERT_EQ(renewal_journal_remove(dir_fd, a), -EBUSY);
         ASSERT_EQ(renewal_history_append(dir_fd, a, 7), -EBUSY);
-        ASSERT_EQ(renewal_journal_end(dir_fd, a, RENEWAL_FAILED, "no approved renewal order for this certificate", 7), 0);
+        ASSERT_EQ(renewal_journal_end(dir_fd, a, RENEWAL_FAILED,
+                                      "no approved renewal order for this certificate", 7),
+                  0);
         ASSERT_EQ(renewal_journal_end(dir_fd, a, RENEWAL_CANCELLED, "again", 8), -EINVAL);
         ASSERT_EQ(renewal_journal_load(dir_fd, "F-1", &l), 0);
         ASSERT_EQ(l->step, RENEWAL_FAILED);
@@ -215,7 +221,7 @@ static void test_failed_and_cancelled(void) {
 
         ASSERT_EQ(renewal_history_read(dir_fd, &h, &bad), 0);
         ASSERT_EQ(bad, 0);
-        ASSERT_EQ(json_array_size(h), 3); /* with test_every_step's */
+        ASSERT_EQ(json_array_size(h), 3);                    /* with test_every_step's */
         ASSERT_EQ(renewal_history_append(dir_fd, b, 12), 0); /* already there */
         ASSERT_STREQ(json_string_value(json_object_get(json_array_get(h, 1), "outcome")), "failed");
         ASSERT_TRUE(json_is_null(json_object_get(json_array_get(h, 1), "new_serial")));
@@ -345,8 +351,10 @@ static void test_listing(void) {
         ASSERT_STREQ(list[0]->order_id, "A-1");
         ASSERT_STREQ(list[1]->order_id, "B-2");
         ASSERT_TRUE(bad[0] && bad[1] && !bad[2]);
-        ASSERT_TRUE((strcmp(bad[0], "renewal-5a2d39.journal") == 0 && strcmp(bad[1], "renewal-412d32.journal") == 0) ||
-                    (strcmp(bad[1], "renewal-5a2d39.journal") == 0 && strcmp(bad[0], "renewal-412d32.journal") == 0));
+        ASSERT_TRUE((strcmp(bad[0], "renewal-5a2d39.journal") == 0 &&
+                     strcmp(bad[1], "renewal-412d32.journal") == 0) ||
+                    (strcmp(bad[1], "renewal-5a2d39.journal") == 0 &&
+                     strcmp(bad[0], "renewal-412d32.journal") == 0));
         renewal_journal_list_free(list, n);
         for (size_t i = 0; bad[i]; i++)
                 free(bad[i]);
