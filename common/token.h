@@ -147,8 +147,10 @@ typedef struct TokenMgmInfo {
 /* VERIFY of the PIV PIN (1 to 8 characters, NUL-terminated, in secmem
  * memory). Returns 0 when verified; -EKEYREJECTED for a wrong PIN, and
  * then (only then) *ret_retries_left, which may be NULL, says how many
- * tries are left; -ENOLCK when the PIN is blocked; -EINVAL for an empty
- * or too long PIN (nothing sent). Never retried. */
+ * tries are left; -ENOLCK when the PIN is blocked (some cards answer the
+ * wrong PIN that spends the last try so, YubiKeys with "0 tries left");
+ * -EINVAL for an empty or too long PIN (nothing sent). Never retried.
+ * The PIN is padded and sent from locked memory, wiped afterwards. */
 int token_verify_pin(Token *t, const char *pin, int *ret_retries_left);
 
 /* Authenticates with the management key (key_len bytes in secmem memory),
