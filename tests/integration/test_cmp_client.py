@@ -16,6 +16,7 @@ import ssl
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 
@@ -58,10 +59,10 @@ def probe(portal, old_key, old_cert, new_key, out, **kw):
 
 
 def probe_extra(portal, old_key, old_cert, new_key, out, extra, then="accept", url=None, trusted=None,
-                check_rc=None, timeout=60, wrapper=(), env=None):
+                check_rc=None, timeout=60, wrapper=(), env=None, timeout_ms=20000):
     args = [PROBE, *extra, "--url", url or portal.url + CMP_PATH, "--ca-bundle", portal.bundle,
             "--trusted", trusted or portal.bundle, "--old-cert", old_cert, "--old-key", old_key,
-            "--new-key", new_key, "--cert-out", out, "--then", then, "--timeout-ms", "20000"]
+            "--new-key", new_key, "--cert-out", out, "--then", then, "--timeout-ms", timeout_ms]
     p = subprocess.run([*wrapper, *[str(a) for a in args]], capture_output=True, text=True, timeout=timeout,
                        env=env)
     lines = [json.loads(line) for line in p.stdout.splitlines() if line.startswith("{")]
@@ -247,6 +248,9 @@ class FakePortal:
                 req = self.rfile.read(int(self.headers["Content-Length"]))
                 outer.requests += 1
                 outer.bodies.append(req)
+                if answer == "hang":
+                    outer.release.wait(30)
+                    return
                 if answer is None:
                     status, hdrs, body = portal.request("POST", CMP_PATH, {"Content-Type": "application/pkixcmp"},
                                                         req)
@@ -264,6 +268,7 @@ class FakePortal:
 
         self.requests = 0
         self.bodies = []
+        self.release = threading.Event()
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(portal.dir / "tls.pem", portal.dir / "tls.key")
@@ -275,6 +280,7 @@ class FakePortal:
         return self
 
     def __exit__(self, *exc):
+        self.release.set()
         self.server.shutdown()
         self.server.server_close()
 
@@ -294,6 +300,18 @@ def test_bad_answers(portal, answer, errno_name):
     assert res["errno"] == errno_name and res["stage"] == "request" and res["install_calls"] == 0, res
     if errno_name == "EREMOTEIO":
         assert res["http_status"] == 500 and res["message"] == "the portal answered HTTP 500"
+
+
+def test_portal_that_never_answers_times_out(portal):
+    old_key, old_cert, _ = portal.customer()
+    with FakePortal(portal, "hang") as fake:
+        start = time.monotonic()
+        res, _ = probe_extra(portal, old_key, old_cert, portal.new_key(), portal.tmp / "h.pem", [],
+                             url=f"https://127.0.0.1:{FAKE_PORT}{CMP_PATH}", check_rc=1, timeout_ms=1500)
+        took = time.monotonic() - start
+    assert fake.requests == 1
+    assert res["errno"] == "ETIMEDOUT" and res["stage"] == "request", res
+    assert 1.4 <= took < 10 and 1400000 <= res["wait_us"] < 3000000
 
 
 def cert_der(path):
