@@ -114,11 +114,8 @@ static TokenObject *manager_find_token(Manager *m, const char *key) {
 }
 
 TokenObject *manager_find_token_by_serial(Manager *m, const char *serial) {
-        for (size_t i = 0; i < m->n_tokens; i++)
-                if (strcmp(m->tokens[i]->identity.serial, serial) == 0 ||
-                    strcmp(m->tokens[i]->key, serial) == 0)
-                        return m->tokens[i];
-        return NULL;
+        /* A token with a serial is known by it. */
+        return manager_find_token(m, serial);
 }
 
 /* Adds t to the list and puts it on the bus; t belongs to m either way. */

@@ -89,6 +89,13 @@ static int cert_new(TokenObject *t, unsigned slot, const uint8_t *der, size_t de
         return 0;
 }
 
+static bool token_has_cert(const TokenObject *t, const CertObject *c) {
+        for (size_t i = 0; i < t->n_certs; i++)
+                if (t->certs[i] == c)
+                        return true;
+        return false;
+}
+
 static CertObject *token_find_cert(TokenObject *t, unsigned slot) {
         for (size_t i = 0; i < t->n_certs; i++)
                 if (t->certs[i]->slot == slot)
@@ -248,11 +255,11 @@ static bool cert_is(const CertObject *c, const TokenCertificate *tc) {
 
 /* Brings the certificates in line with what the card holds: the same ones
  * keep their objects, new and changed ones get new objects, gone ones go.
- * A certificate that does not parse is left out (and logged). */
+ * A certificate that does not parse is left out (and logged). -ENOMEM
+ * leaves everything as it was. */
 static int token_sync_certificates(TokenObject *t, const TokenRead *r) {
         _cleanup_free_ CertObject **next = NULL;
         size_t n = 0;
-        int ret = 0;
 
         next = calloc(r->n_slots > 0 ? r->n_slots : 1, sizeof *next);
         if (!next)
@@ -268,10 +275,15 @@ static int token_sync_certificates(TokenObject *t, const TokenRead *r) {
                         continue;
                 }
                 k = cert_new(t, s->cert.slot, s->cert.der, s->cert.der_len, &c);
+                if (k == -ENOMEM) {
+                        for (size_t j = 0; j < n; j++)
+                                if (!token_has_cert(t, next[j]))
+                                        cert_free(next[j]);
+                        return k;
+                }
                 if (k < 0) {
-                        log_warning_errno(k, "Token %s: the certificate in slot %s cannot be read",
-                                          t->identity.serial, s->cert.slot_name);
-                        ret = ret < 0 ? ret : k;
+                        log_warning_errno(k, "Token %s: the certificate in slot %s cannot be read", t->key,
+                                          s->cert.slot_name);
                         continue;
                 }
                 c->has_metadata = s->has_metadata;
@@ -296,7 +308,7 @@ static int token_sync_certificates(TokenObject *t, const TokenRead *r) {
         free(t->certs);
         t->certs = TAKE_PTR(next);
         t->n_certs = n;
-        return ret;
+        return 0;
 }
 
 void token_object_apply_read(TokenObject *t, const TokenRead *r) {
@@ -305,7 +317,8 @@ void token_object_apply_read(TokenObject *t, const TokenRead *r) {
                 t->pin_retries = r->pin.retries;
                 token_changed(t, TOKEN_PROP_PIN_RETRIES_LEFT);
         }
-        (void) token_sync_certificates(t, r);
+        if (token_sync_certificates(t, r) < 0)
+                log_error("Token %s: out of memory for its certificates; keeping the ones known", t->key);
         t->checking = false;
         t->failed = false;
         token_set_last_error(t, NULL);
@@ -359,14 +372,13 @@ static bool cert_announce(CertObject *c) {
         (void) snprintf(field, sizeof field, "KEYRENEW_CERT_SERIAL=%s", c->info->serial);
         if (c->level == 0)
                 (void) log_fields(LOG_WARNING, 0, LOG_FIELDS(field),
-                                  "Token %s: the certificate in slot %s (%s) has expired",
-                                  t->identity.serial, c->slot_name, c->info->subject);
+                                  "Token %s: the certificate in slot %s (%s) has expired", t->key,
+                                  c->slot_name, c->info->subject);
         else
                 (void) log_fields(LOG_NOTICE, 0, LOG_FIELDS(field),
                                   "Token %s: the certificate in slot %s (%s) ends in %" PRIi64
                                   " days (warning at %d days)",
-                                  t->identity.serial, c->slot_name, c->info->subject, c->days_left,
-                                  c->level);
+                                  t->key, c->slot_name, c->info->subject, c->days_left, c->level);
         r = cert_bus_emit_expiry_warning(c, c->days_left > 0 ? (uint32_t) c->days_left : 0,
                                          (uint32_t) c->level);
         if (r < 0)

@@ -347,6 +347,33 @@ def test_signing_and_encryption_certificates(env):
     assert d.stop() == 0
 
 
+def test_cards_without_vendor_serial(env):
+    """An older key (no GET SERIAL, no GET METADATA) is known by its CHUID;
+    one without a CHUID either, by its first certificate."""
+    old = env.card("old", 1, "--yk-version", "4.3.0")
+    old.issue("9c", "eccp256", "/CN=Old", "--days", "100")
+    bare = env.card("bare", 2, "--yk-version", "4.3.0", "--no-chuid")
+    bare.issue("9a", "eccp256", "/CN=Bare", "--days", "100")
+    d = env.start()
+    d.wait_for_name()
+    old.insert(PORT_A)
+    bare.insert(PORT_A + 1)
+    wait_for("two tokens read", lambda: len(env.tokens()) == 2 and all(
+        env.props(p, TOKEN)["Progress"] == 100 for p in env.tokens()), timeout=20)
+    by_reader = {env.props(p, TOKEN)["Reader"]: (p, env.props(p, TOKEN)) for p in env.tokens()}
+    path, tok = by_reader[READER_A0]
+    assert tok["Serial"] == tok["Chuid"] and len(tok["Serial"]) == 32
+    assert tok["FirmwareVersion"] == "4.3.0"
+    cert = env.props(f"{path}/cert/_39c", CERT)
+    assert (cert["KeyOrigin"], cert["PinPolicy"], cert["TouchPolicy"]) == ("", "", "")
+    path, tok = by_reader[READER_A1]
+    assert tok["Serial"] == "" and tok["Chuid"] == ""
+    fingerprint = env.props(f"{path}/cert/_39a", CERT)["Fingerprint"]
+    assert path == f"{PATH}/token/cert_2d{fingerprint[:16]}"
+    assert str(env.manager("GetToken", f"cert-{fingerprint[:16]}")) == path
+    assert d.stop() == 0
+
+
 def test_expired_certificate(env):
     card = env.card("dave", 45678901)
     card.issue("9a", "eccp256", "/CN=Dave", "--not-before", "20200101000000Z", "--not-after", "20210101000000Z")
