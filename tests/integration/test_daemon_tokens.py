@@ -453,6 +453,35 @@ def test_refresh(env):
     assert d.stop() == 0
 
 
+def test_refresh_sees_pin_tries_spent_elsewhere(env):
+    """Another program (yubico-piv-tool) spends PIN tries; Refresh shows
+    them, and a blocked PIN makes the token "locked"."""
+    card = env.card("lee", 13579246)
+    card.issue("9a", "eccp256", "/CN=Lee", "--days", "300")
+    d = env.start()
+    d.wait_for_name()
+    card.insert(PORT_A)
+    path, tok = read_token(env, 13579246)
+    assert tok["PinRetriesLeft"] == 3
+
+    def wrong_pin():
+        subprocess.run(["yubico-piv-tool", "-r", READER_A0, "-a", "verify-pin", "-P", "999999"],
+                       env=dict(os.environ, PCSCLITE_CSOCK_NAME=str(env.pcscd.socket)), capture_output=True,
+                       timeout=30)
+
+    wrong_pin()
+    env.obj(path).Refresh(dbus_interface=TOKEN, timeout=30)
+    tok = env.props(path, TOKEN)
+    assert (tok["PinRetriesLeft"], tok["State"]) == (2, "idle")
+    wrong_pin()
+    wrong_pin()
+    env.manager("Refresh", timeout=30)
+    tok = env.props(path, TOKEN)
+    assert (tok["PinRetriesLeft"], tok["State"]) == (0, "locked")
+    assert card.show()["pin"]["blocked"]
+    assert d.stop() == 0
+
+
 def test_refresh_of_pulled_card_fails_cleanly(env):
     card = env.card("gus", 78901234)
     card.issue("9a", "eccp256", "/CN=Gus", "--days", "300")
