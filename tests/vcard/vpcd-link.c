@@ -77,6 +77,16 @@ static int read_full(int fd, uint8_t *buf, size_t len) {
         return 0;
 }
 
+/* vpcd sends a message as two writes (length, then payload) without
+ * TCP_NODELAY, so Nagle holds the payload until our ACK of the length
+ * arrives; a delayed ACK makes that ~40 ms per APDU. Quick ACKs are not
+ * sticky in Linux, so this is asked again after every read. */
+static void ack_now(int fd) {
+        int one = 1;
+
+        (void) setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
+}
+
 int vpcd_receive(int fd, const sigset_t *wait_mask, uint8_t *buf, size_t cap, size_t *ret_len) {
         struct pollfd pfd = { .fd = fd, .events = POLLIN };
         uint8_t head[2];
@@ -88,6 +98,7 @@ int vpcd_receive(int fd, const sigset_t *wait_mask, uint8_t *buf, size_t cap, si
         r = read_full(fd, head, sizeof head);
         if (r != 0)
                 return r > 0 ? 0 : r;
+        ack_now(fd);
         len = (size_t) head[0] << 8 | head[1];
         if (len == 0)
                 return -EBADMSG;
@@ -96,6 +107,7 @@ int vpcd_receive(int fd, const sigset_t *wait_mask, uint8_t *buf, size_t cap, si
         r = read_full(fd, buf, len);
         if (r != 0)
                 return r > 0 ? -ECONNRESET : r;
+        ack_now(fd);
         *ret_len = len;
         return 1;
 }
