@@ -380,3 +380,91 @@ def test_refusal_under_valgrind(portal):
     res, p = probe(portal, old_key, old_cert, portal.new_key(), portal.tmp / "vg2.pem", wrapper=VALGRIND,
                    timeout=180)
     assert p.returncode == 1 and res["errno"] == "ENOENT", p.stdout + p.stderr
+
+
+CARD_PROBE = BUILD / "tests" / "tools" / "cmp-card-probe"
+DEFAULT_PIN = b"123456"
+DEFAULT_MGM_KEY = bytes(range(1, 9)) * 3
+
+
+@pytest.mark.parametrize("alg,keep", [("ec", False), ("rsa", False), ("ec", True)])
+def test_whole_renewal_with_card_keys_and_journal(portal, tmp_path, alg, keep):
+    """The daemon's combination: card-backed keys (the virtual card's applet
+    in-process), the journal, the CMP client and an install step that
+    writes, reads back and test-signs. keep: the finished journal stays,
+    to be read here, instead of going to the history."""
+    state = tmp_path / "state"
+    state.mkdir()
+    proc = subprocess.Popen([str(a) for a in [CARD_PROBE, "--url", portal.url + CMP_PATH, "--ca-bundle",
+                                              portal.bundle, "--trusted", portal.bundle, "--state-dir", state,
+                                              "--alg", alg, *(["--keep-journal"] if keep else [])]],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = json.loads(proc.stdout.readline())
+        old_cert = tmp_path / "old.pem"
+        cert_id = portal.admin("issue", "--pubkey", first["old_public_key"], "--subject", "CN=卡,O=Example",
+                               "--out", old_cert).stdout.strip()
+        oid = portal.approved_order(old_cert)
+        out, err = proc.communicate(f"{old_cert} {oid}\n", timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, out + err
+    res = json.loads(out.splitlines()[-1])
+    assert res["rc"] == 0 and res["step"] == "done" and res["old_cert"] == cert_id, res
+    # The card signed everything: kur and certConf protection with the old
+    # key; proof of possession and the install's test signature with the new.
+    assert res["old_key_uses"] == 2 and res["new_key_uses"] == 2, res
+    ((new_serial, revoked),) = portal.certs_for_order(oid)
+    assert not revoked
+    assert portal.order_json(cert_id)["state"] == "installed"
+    assert cert_id.split(":")[1] in crl_serials(portal, alg)
+
+    if keep:
+        journal = state / f"renewal-{oid.encode().hex()}.journal"
+        assert sorted(f.name for f in state.iterdir()) == ["old-pub.pem", journal.name]
+        assert oct(journal.stat().st_mode & 0o777) == "0o600"
+        doc = json.loads(journal.read_text().split("\n", 1)[1])
+        assert doc["step"] == "done" and doc["seq"] == 7 and doc["order"] == oid
+        recorded = tmp_path / "recorded.pem"
+        recorded.write_text(ssl.DER_cert_to_PEM_cert(bytes.fromhex(doc["new_cert"])))
+        assert cert_serial(recorded) == new_serial
+    else:
+        # The journal is gone once the history has the renewal.
+        assert sorted(f.name for f in state.iterdir()) == ["history.jsonl", "old-pub.pem"]
+        (entry,) = [json.loads(line) for line in (state / "history.jsonl").read_text().splitlines()]
+        assert entry["order"] == oid and entry["outcome"] == "done" and entry["new_serial"] == new_serial
+        assert entry["old_cert"] == cert_id
+    for f in state.iterdir():
+        data = f.read_bytes()
+        for secret in (DEFAULT_PIN, DEFAULT_MGM_KEY, DEFAULT_MGM_KEY.hex().encode()):
+            assert secret not in data, f
+
+
+def test_refused_renewal_with_card_keys(portal, tmp_path):
+    """A renewal the portal refuses (no order) ends as a failed history line
+    with the portal's words, without PIN or management key."""
+    state = tmp_path / "state"
+    state.mkdir()
+    proc = subprocess.Popen([str(a) for a in [CARD_PROBE, "--url", portal.url + CMP_PATH, "--ca-bundle",
+                                              portal.bundle, "--trusted", portal.bundle, "--state-dir", state]],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = json.loads(proc.stdout.readline())
+        old_cert = tmp_path / "old.pem"
+        portal.admin("issue", "--pubkey", first["old_public_key"], "--subject", "CN=No order", "--out", old_cert)
+        out, err = proc.communicate(f"{old_cert} R-NONE\n", timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 1, out + err
+    res = json.loads(out.splitlines()[-1])
+    assert res["step"] == "failed" and res["message"] == "no approved renewal order for this certificate"
+    (entry,) = [json.loads(line) for line in (state / "history.jsonl").read_text().splitlines()]
+    assert entry["outcome"] == "failed" and entry["reason"] == res["message"] and entry["new_serial"] is None
+    for f in state.iterdir():
+        data = f.read_bytes()
+        for secret in (DEFAULT_PIN, DEFAULT_MGM_KEY, DEFAULT_MGM_KEY.hex().encode()):
+            assert secret not in data, f
