@@ -228,6 +228,26 @@ def test_bad_urls_are_refused_before_sending(portal):
         assert res["errno"] == "EINVAL" and res["exchanges"] == 0 and res["stage"] == "setup"
 
 
+def insecure_http_build():
+    """The build's portal_insecure_http_for_tests option."""
+    out = run(["meson", "introspect", "--buildoptions", BUILD]).stdout
+    (opt,) = [o for o in json.loads(out) if o["name"] == "portal_insecure_http_for_tests"]
+    return opt["value"]
+
+
+def test_plain_http_to_loopback_only_in_test_builds(portal):
+    old_key, old_cert, cert_id = portal.customer(name="Plain HTTP")
+    portal.approved_order(old_cert)
+    with FakePortal(portal, None, port=FAKE_PORT + 2, tls=False) as relay:
+        res, _ = probe(portal, old_key, old_cert, portal.new_key(), portal.tmp / "http.pem",
+                       url=f"http://127.0.0.1:{FAKE_PORT + 2}{CMP_PATH}")
+    if insecure_http_build():
+        assert res["rc"] == 0 and relay.requests == 2, res
+        assert portal.order_json(cert_id)["state"] == "installed"
+    else:
+        assert res["errno"] == "EINVAL" and relay.requests == 0, res
+
+
 def test_portal_down(portal):
     old_key, old_cert, _ = portal.customer()
     res, _ = probe(portal, old_key, old_cert, portal.new_key(), portal.tmp / "d.pem",
@@ -239,7 +259,7 @@ class FakePortal:
     """An HTTPS server with the portal's TLS certificate that answers every
     POST as told: (status, content type, body)."""
 
-    def __init__(self, portal, answer, port=FAKE_PORT):
+    def __init__(self, portal, answer, port=FAKE_PORT, tls=True):
         """answer: (status, content type, body), or None to relay to portal."""
         outer = self
 
@@ -270,9 +290,10 @@ class FakePortal:
         self.bodies = []
         self.release = threading.Event()
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(portal.dir / "tls.pem", portal.dir / "tls.key")
-        self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
+        if tls:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(portal.dir / "tls.pem", portal.dir / "tls.key")
+            self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def __enter__(self):
