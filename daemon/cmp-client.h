@@ -91,7 +91,9 @@ typedef struct CmpResult {
 
 /* Runs one key update transaction. Returns 0 once certConf accepted got its
  * pkiConf (*ret_cert: the new certificate). Otherwise:
- *   -EINVAL      bad options (URL not https, keys missing, unreadable trust file)
+ *   -EINVAL      bad options (URL not https, keys missing, old_key not old_cert's,
+ *                unreadable trust file): nothing was sent
+ *   -EIO         the request could not be made: a signature (on the card) failed
  *   -ECANCELED   the callback said REJECT and the portal took the rejection
  *   -EINPROGRESS the callback said DEFER: issued, not confirmed
  *   -ENOENT      badRequest: no approved (or issued, for this key) order
