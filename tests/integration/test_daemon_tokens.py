@@ -111,6 +111,18 @@ class Watcher:
         return wait_for(f"{count} x {member} on {path}",
                         lambda: len(self.find(member, path)) >= count and self.find(member, path), timeout)
 
+    def wait_added(self, path, timeout=15):
+        """The time InterfacesAdded for path arrived, to a millisecond:
+        pumps the main loop without the 50 ms steps of wait_for()."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.pump()
+            for s in self.signals:
+                if s[2] == "InterfacesAdded" and s[4][0] == path:
+                    return s[0]
+            time.sleep(0.001)
+        raise AssertionError(f"no InterfacesAdded for {path}")
+
     def close(self):
         self.conn.close()
 
@@ -186,6 +198,13 @@ def env(tmp_path):
         e.close()
 
 
+def days(n):
+    """A validity ending n days less an hour from now: DaysLeft is n - 1
+    however long the test takes (to within the hour)."""
+    end = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=n, hours=-1)
+    return ["--not-after", end.strftime("%Y%m%d%H%M%SZ")]
+
+
 def usec(iso):
     return int(datetime.datetime.strptime(iso, "%Y-%m-%dT%H:%M:%SZ")
                .replace(tzinfo=datetime.timezone.utc).timestamp()) * 1_000_000
@@ -202,7 +221,7 @@ def read_token(env, serial):
 
 def test_token_and_certificate_appear(env):
     card = env.card("alice", 12345678)
-    card.issue("9a", "rsa2048", "/O=Example/CN=Alice", "--days", "10")
+    card.issue("9a", "rsa2048", "/O=Example/CN=Alice", *days(10))
     shown = card.show()
     d = env.start()
     d.wait_for_name()
@@ -210,10 +229,11 @@ def test_token_and_certificate_appear(env):
 
     t0 = time.monotonic()
     card.insert(PORT_A)
-    added = env.watcher.wait("InterfacesAdded")
-    token_latency = (added[0][0] - t0) * 1000
+    path = f"{PATH}/token/_312345678"
+    token_latency = (env.watcher.wait_added(path) - t0) * 1000
+    cert_latency = (env.watcher.wait_added(f"{path}/cert/_39a") - t0) * 1000
+    assert env.token_path(12345678) == path
     path, tok = read_token(env, 12345678)
-    assert path == f"{PATH}/token/_312345678"
     assert env.tokens() == [path]
     assert tok["Serial"] == "12345678"
     assert tok["Driver"] == "piv"
@@ -249,8 +269,6 @@ def test_token_and_certificate_appear(env):
 
     warnings = env.watcher.wait("ExpiryWarning", cert_path)
     assert [tuple(int(a) for a in w[4]) for w in warnings] == [(9, 14)]
-    cert_added = [s for s in env.watcher.find("InterfacesAdded") if s[4][0] == cert_path]
-    cert_latency = (cert_added[0][0] - t0) * 1000
     print(f"\nlatency: insertion -> Token on the bus {token_latency:.0f} ms, "
           f"-> Certificate {cert_latency:.0f} ms")
 
@@ -263,7 +281,7 @@ def test_token_and_certificate_appear(env):
 
 def test_remove_and_reinsert(env):
     card = env.card("bob", 23456789)
-    card.issue("9c", "eccp256", "/O=Example/CN=Bob", "--days", "10")
+    card.issue("9c", "eccp256", "/O=Example/CN=Bob", *days(10))
     d = env.start()
     d.wait_for_name()
     card.insert(PORT_A + 1)
@@ -304,9 +322,9 @@ def test_remove_and_reinsert(env):
 
 def test_two_cards_in_two_readers(env):
     a = env.card("a", 11111111)
-    a.issue("9a", "eccp256", "/CN=A", "--days", "100")
+    a.issue("9a", "eccp256", "/CN=A", *days(100))
     b = env.card("b", 22222222)
-    b.issue("9a", "eccp384", "/CN=B", "--days", "5")
+    b.issue("9a", "eccp384", "/CN=B", *days(5))
     d = env.start()
     d.wait_for_name()
     a.insert(PORT_A)
@@ -331,8 +349,8 @@ def test_two_cards_in_two_readers(env):
 
 def test_signing_and_encryption_certificates(env):
     card = env.card("carol", 34567890)
-    card.issue("9a", "rsa2048", "/O=Example/CN=Carol Signing", "--days", "200", "--usage", "signing")
-    card.issue("9d", "eccp256", "/O=Example/CN=Carol Encryption", "--days", "200", "--usage", "encryption")
+    card.issue("9a", "rsa2048", "/O=Example/CN=Carol Signing", *days(200), "--usage", "signing")
+    card.issue("9d", "eccp256", "/O=Example/CN=Carol Encryption", *days(200), "--usage", "encryption")
     d = env.start()
     d.wait_for_name()
     card.insert(PORT_A)
@@ -351,9 +369,9 @@ def test_cards_without_vendor_serial(env):
     """An older key (no GET SERIAL, no GET METADATA) is known by its CHUID;
     one without a CHUID either, by its first certificate."""
     old = env.card("old", 1, "--yk-version", "4.3.0")
-    old.issue("9c", "eccp256", "/CN=Old", "--days", "100")
+    old.issue("9c", "eccp256", "/CN=Old", *days(100))
     bare = env.card("bare", 2, "--yk-version", "4.3.0", "--no-chuid")
-    bare.issue("9a", "eccp256", "/CN=Bare", "--days", "100")
+    bare.issue("9a", "eccp256", "/CN=Bare", *days(100))
     d = env.start()
     d.wait_for_name()
     old.insert(PORT_A)
@@ -403,8 +421,8 @@ def test_card_without_piv_is_not_a_token(env):
 @pytest.mark.parametrize("vanish_after", [1, 3, 6, 9, 14, 20])
 def test_card_pulled_during_read(env, vanish_after):
     card = env.card("erin", 56789012)
-    card.issue("9a", "rsa2048", "/CN=Erin", "--days", "10")
-    card.issue("9d", "eccp256", "/CN=Erin", "--days", "10")
+    card.issue("9a", "rsa2048", "/CN=Erin", *days(10))
+    card.issue("9d", "eccp256", "/CN=Erin", *days(10))
     d = env.start()
     d.wait_for_name()
     card.insert(PORT_A, "--vanish-after", str(vanish_after))
@@ -429,7 +447,7 @@ def test_card_pulled_during_read(env, vanish_after):
 
 def test_refresh(env):
     card = env.card("fay", 67890123)
-    card.issue("9a", "eccp256", "/CN=Fay", "--days", "300")
+    card.issue("9a", "eccp256", "/CN=Fay", *days(300))
     d = env.start()
     d.wait_for_name()
     # Nothing plugged in: returns at once.
@@ -457,7 +475,7 @@ def test_refresh_sees_pin_tries_spent_elsewhere(env):
     """Another program (yubico-piv-tool) spends PIN tries; Refresh shows
     them, and a blocked PIN makes the token "locked"."""
     card = env.card("lee", 13579246)
-    card.issue("9a", "eccp256", "/CN=Lee", "--days", "300")
+    card.issue("9a", "eccp256", "/CN=Lee", *days(300))
     d = env.start()
     d.wait_for_name()
     card.insert(PORT_A)
@@ -484,7 +502,7 @@ def test_refresh_sees_pin_tries_spent_elsewhere(env):
 
 def test_refresh_of_pulled_card_fails_cleanly(env):
     card = env.card("gus", 78901234)
-    card.issue("9a", "eccp256", "/CN=Gus", "--days", "300")
+    card.issue("9a", "eccp256", "/CN=Gus", *days(300))
     d = env.start()
     d.wait_for_name()
     # Enough APDUs for the first read, then gone in the middle of the next.
@@ -500,7 +518,7 @@ def test_refresh_of_pulled_card_fails_cleanly(env):
 
 def test_restart_remembers_tokens(env):
     card = env.card("hal", 89012345, "--pin", "87654321")
-    card.issue("9a", "rsa2048", "/CN=Hal", "--days", "10")
+    card.issue("9a", "rsa2048", "/CN=Hal", *days(10))
     d = env.start()
     d.wait_for_name()
     card.insert(PORT_A)
@@ -565,7 +583,7 @@ def test_interface_xml_matches_daemon(env):
     """Both ways: nothing exported that is not documented, nothing
     documented that is not exported."""
     card = env.card("ivy", 90123456)
-    card.issue("9a", "eccp256", "/CN=Ivy", "--days", "10")
+    card.issue("9a", "eccp256", "/CN=Ivy", *days(10))
     d = env.start()
     d.wait_for_name()
     card.insert(PORT_A)
@@ -599,7 +617,7 @@ def test_idle_wakeups_with_card_present(env):
     """No polling: with a token read and a certificate timer armed, no
     thread of keyrenewd runs while nothing happens."""
     card = env.card("jo", 10293847)
-    card.issue("9a", "eccp256", "/CN=Jo", "--days", "10")
+    card.issue("9a", "eccp256", "/CN=Jo", *days(10))
     d = env.start()
     d.wait_for_name()
     card.insert(PORT_A)
@@ -619,8 +637,8 @@ def test_valgrind_clean(env):
     card pulled mid-read, Refresh, SIGTERM with a card in. No leak, no
     error, threads joined."""
     card = env.card("kim", 11223344)
-    card.issue("9a", "rsa2048", "/CN=Kim", "--days", "10")
-    card.issue("9d", "eccp256", "/CN=Kim", "--days", "10")
+    card.issue("9a", "rsa2048", "/CN=Kim", *days(10))
+    card.issue("9d", "eccp256", "/CN=Kim", *days(10))
     d = env.start(wrapper=["valgrind", "--error-exitcode=99", "--leak-check=full",
                            "--show-leak-kinds=definite,indirect", "--errors-for-leak-kinds=definite,indirect",
                            "--quiet"])
