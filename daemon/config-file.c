@@ -36,7 +36,7 @@ static const ConfigKey config_keys[] = {
         { "Expiry", "WarnDays", "30,14,7,3,1", parse_warn_days },
         { "Portal", "Url", "", parse_portal_url },
         { "Portal", "CABundle", "", parse_ca_bundle },
-        { "Portal", "PollIntervalSec", "3600", parse_poll_interval },
+        { "Portal", "PollIntervalSec", "21600", parse_poll_interval },
 };
 
 static const char *const config_sections[] = { "Daemon", "Expiry", "Portal" };

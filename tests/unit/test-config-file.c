@@ -63,7 +63,7 @@ static void assert_defaults(const Config *c) {
         ASSERT_EQ(c->warn_days[4], 1);
         ASSERT_TRUE(!c->portal_url);
         ASSERT_TRUE(!c->portal_ca_bundle);
-        ASSERT_EQ(c->portal_poll_interval_sec, 3600);
+        ASSERT_EQ(c->portal_poll_interval_sec, 21600);
 }
 
 static void test_defaults(void) {
