@@ -11,6 +11,7 @@
 #define _unused_ __attribute__((unused))
 #define _warn_unused_result_ __attribute__((warn_unused_result))
 #define _sentinel_ __attribute__((sentinel))
+#define _noreturn_ __attribute__((noreturn))
 
 #define ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))
 

@@ -57,7 +57,7 @@ static int transmit(void *userdata, const uint8_t *cmd, size_t cmd_len, uint8_t 
         return piv_applet_process(userdata, cmd, cmd_len, resp, resp_cap, ret_len);
 }
 
-static void die(const char *what, int r) {
+_noreturn_ static void die(const char *what, int r) {
         printf("{\"fatal\":\"%s\",\"errno\":%d}\n", what, r);
         exit(2);
 }
