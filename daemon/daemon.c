@@ -23,6 +23,7 @@ typedef struct Daemon {
         uv_loop_t loop;
         uv_signal_t sigterm, sigint;
         uv_timer_t watchdog;
+        bool watchdog_started; /* the watchdog timer was initialised */
         sd_bus *bus;
         BusLoop *bus_loop;
         Manager *manager;
@@ -32,11 +33,6 @@ typedef struct Daemon {
         int exit_status;
         char status[128]; /* the last STATUS= sent */
 } Daemon;
-
-static void close_walk_cb(uv_handle_t *handle, void *userdata) {
-        if (!uv_is_closing(handle))
-                uv_close(handle, NULL);
-}
 
 /* Closes everything; uv_run() returns once the close callbacks have run. */
 static void daemon_stop(Daemon *d, int exit_status) {
@@ -59,8 +55,13 @@ static void daemon_stop(Daemon *d, int exit_status) {
                 d->bus = sd_bus_flush_close_unref(d->bus);
         }
         d->bus_loop = NULL;
-        /* What is left (signals, watchdog) lives in d itself. */
-        uv_walk(&d->loop, close_walk_cb, NULL);
+        /* What is left lives in d itself. Not a walk over every handle:
+         * the portal client and libcurl close theirs one after the other,
+         * in their own close callbacks. */
+        uv_close((uv_handle_t *) &d->sigterm, NULL);
+        uv_close((uv_handle_t *) &d->sigint, NULL);
+        if (d->watchdog_started)
+                uv_close((uv_handle_t *) &d->watchdog, NULL);
 }
 
 static void daemon_update_status(Daemon *d) {
@@ -158,6 +159,7 @@ static int daemon_start_watchdog(Daemon *d) {
         ms = MAX(usec / 2000, 1u);
         log_debug("Pinging the systemd watchdog every %" PRIu64 " ms", ms);
         (void) uv_timer_init(&d->loop, &d->watchdog);
+        d->watchdog_started = true;
         return uv_timer_start(&d->watchdog, on_watchdog, ms, ms);
 }
 

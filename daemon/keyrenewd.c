@@ -50,7 +50,10 @@ int main(int argc, char **argv) {
         state = state_dir(&o);
         r = daemon_run(o.bus, &(ManagerSettings){ .warn_days = c.warn_days,
                                                   .n_warn_days = c.n_warn_days,
-                                                  .state_dir = state });
+                                                  .state_dir = state,
+                                                  .portal_url = c.portal_url,
+                                                  .portal_ca_bundle = c.portal_ca_bundle,
+                                                  .portal_poll_interval_sec = c.portal_poll_interval_sec });
         config_done(&c);
         return r;
 }

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include "manager-bus.h"
 
+#include <string.h>
+
 #include "config.h"
 #include "i18n.h"
 #include "token-bus.h"
@@ -45,6 +47,40 @@ static int property_get_tokens(sd_bus *bus, const char *path, const char *interf
         return sd_bus_message_close_container(reply);
 }
 
+static int property_get_portal_state(sd_bus *bus, const char *path, const char *interface,
+                                     const char *property, sd_bus_message *reply, void *userdata,
+                                     sd_bus_error *error) {
+        Manager *m = userdata;
+
+        return sd_bus_message_append(reply, "s", portal_state_to_string(m->portal_state));
+}
+
+static int property_get_portal_reachable(sd_bus *bus, const char *path, const char *interface,
+                                         const char *property, sd_bus_message *reply, void *userdata,
+                                         sd_bus_error *error) {
+        Manager *m = userdata;
+
+        return sd_bus_message_append(reply, "b", m->portal_state == PORTAL_STATE_REACHABLE);
+}
+
+static int property_get_portal_error(sd_bus *bus, const char *path, const char *interface,
+                                     const char *property, sd_bus_message *reply, void *userdata,
+                                     sd_bus_error *error) {
+        Manager *m = userdata;
+
+        return sd_bus_message_append(reply, "s", m->portal_error ? m->portal_error : "");
+}
+
+static int property_get_portal_check(sd_bus *bus, const char *path, const char *interface,
+                                     const char *property, sd_bus_message *reply, void *userdata,
+                                     sd_bus_error *error) {
+        Manager *m = userdata;
+
+        return sd_bus_message_append(reply, "t",
+                                     strcmp(property, "LastPortalCheck") == 0 ? m->last_portal_check_usec
+                                                                              : m->next_portal_check_usec);
+}
+
 static int method_refresh(sd_bus_message *message, void *userdata, sd_bus_error *error) {
         return manager_refresh(userdata, message, error);
 }
@@ -71,6 +107,14 @@ static const sd_bus_vtable manager_vtable[] = {
         SD_BUS_PROPERTY("Readers", "as", property_get_readers, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("PcscState", "s", property_get_pcsc_state, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Tokens", "ao", property_get_tokens, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("PortalState", "s", property_get_portal_state, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("PortalReachable", "b", property_get_portal_reachable, 0,
+                        SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("PortalError", "s", property_get_portal_error, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("LastPortalCheck", "t", property_get_portal_check, 0,
+                        SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("NextPortalCheck", "t", property_get_portal_check, 0,
+                        SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_METHOD_WITH_ARGS("Refresh", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_refresh,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("GetToken", SD_BUS_ARGS("s", serial), SD_BUS_RESULT("o", token),

@@ -31,9 +31,36 @@ static void manager_reply_refresh_waiters(Manager *m) {
         m->n_refresh_waiters = 0;
 }
 
+const char *portal_state_to_string(PortalState s) {
+        static const char *const names[_PORTAL_STATE_MAX] = {
+                [PORTAL_STATE_NOT_CONFIGURED] = "not-configured",
+                [PORTAL_STATE_UNKNOWN] = "unknown",
+                [PORTAL_STATE_REACHABLE] = "reachable",
+                [PORTAL_STATE_FAILING] = "failing",
+        };
+
+        return s >= 0 && s < _PORTAL_STATE_MAX ? names[s] : NULL;
+}
+
+/* The client's close has completed: nothing uses curl any more. */
+static void on_portal_closed(void *userdata) {
+        curl_loop_close(userdata, NULL, NULL);
+}
+
+static void on_settle_timer_closed(uv_handle_t *h) {
+        free(h);
+}
+
 void manager_free(Manager *m) {
         if (!m)
                 return;
+        if (m->settle_timer)
+                uv_close((uv_handle_t *) m->settle_timer, on_settle_timer_closed);
+        if (m->portal)
+                portal_client_close(m->portal, on_portal_closed, m->curl);
+        else if (m->curl)
+                curl_loop_close(m->curl, NULL, NULL);
+        free(m->portal_error);
         for (size_t i = 0; i < m->n_readers; i++)
                 token_worker_close(m->readers[i].worker);
         wall_timer_close(m->expiry_timer);
@@ -72,12 +99,48 @@ static void manager_save_token(Manager *m, TokenObject *t) {
                 log_warning_errno(r, "Cannot remember token %s in %s", t->key, m->state_dir);
 }
 
+/* Whether every key plugged in is known: RenewalAvailable says whether
+ * the key is in, so it waits for PC/SC's first report of the cards and for
+ * the reads of cards not identified yet. */
+static bool manager_knows_keys(Manager *m) {
+        if (!m->pcsc_settled)
+                return false;
+        for (size_t i = 0; i < m->n_readers; i++) {
+                const Reader *r = &m->readers[i];
+
+                if (r->card_present && !r->token && r->worker && token_worker_busy(r->worker))
+                        return false;
+        }
+        return true;
+}
+
 /* Evaluates the expiry policy for t now, sends what changed and saves t
  * when an announcement was made. */
 static void manager_update_token(Manager *m, TokenObject *t) {
         token_object_evaluate(t, m->warn_days, m->n_warn_days, now_seconds());
-        if (token_object_flush(t))
+        if (token_object_flush(t, manager_knows_keys(m)))
                 manager_save_token(m, t);
+}
+
+/* Cards already in when the monitor first reports are told right after
+ * (pcscd answers a first look at a reader at once); this is plenty. */
+#define MANAGER_SETTLE_MS 1000
+
+static void manager_flush_held_news(Manager *m);
+
+static void on_settle_timer(uv_timer_t *timer) {
+        Manager *m = timer->data;
+
+        m->pcsc_settled = true;
+        manager_flush_held_news(m);
+}
+
+/* Sends the renewal news held back while keys were being found out. */
+static void manager_flush_held_news(Manager *m) {
+        if (!manager_knows_keys(m))
+                return;
+        for (size_t i = 0; i < m->n_tokens; i++)
+                manager_update_token(m, m->tokens[i]);
 }
 
 /* One timer for every certificate: the next time any days left change. */
@@ -165,6 +228,223 @@ static int manager_load_tokens(Manager *m) {
         return 0;
 }
 
+/* The identifiers of the certificates of only (or, when NULL, of every
+ * token) that the portal can be asked about, borrowed from them. */
+static int manager_cert_ids(Manager *m, const TokenObject *only, char ***ret, size_t *ret_n) {
+        size_t n = 0, total = 0;
+        char **ids;
+
+        for (size_t i = 0; i < m->n_tokens; i++)
+                total += m->tokens[i]->n_certs;
+        ids = calloc(total > 0 ? total : 1, sizeof *ids);
+        if (!ids)
+                return -ENOMEM;
+        for (size_t i = 0; i < m->n_tokens; i++) {
+                const TokenObject *t = m->tokens[i];
+
+                if (only && t != only)
+                        continue;
+                for (size_t j = 0; j < t->n_certs; j++)
+                        if (t->certs[j]->portal_id)
+                                ids[n++] = t->certs[j]->portal_id;
+        }
+        *ret = ids;
+        *ret_n = n;
+        return 0;
+}
+
+/* The portal is asked about the certificates of every token remembered,
+ * present or not, so that an approval is seen while the key is out. */
+static void manager_portal_sync_certs(Manager *m) {
+        _cleanup_free_ char **ids = NULL;
+        size_t n;
+        int r;
+
+        if (!m->portal)
+                return;
+        r = manager_cert_ids(m, NULL, &ids, &n);
+        if (r >= 0)
+                r = portal_client_set_certs(m->portal, ids, n);
+        if (r < 0)
+                log_error_errno(r, "Cannot tell the portal client which certificates to ask about");
+}
+
+/* NextPortalCheck follows the client's schedule. */
+static void manager_portal_update_next(Manager *m) {
+        uint64_t next = 0, due, now_ms;
+
+        if (m->portal && (due = portal_client_next_poll_ms(m->portal)) > 0) {
+                now_ms = uv_now(m->loop);
+                next = now_usec() + (due > now_ms ? (due - now_ms) * UINT64_C(1000) : 0);
+        }
+        /* Another look at the clock a few microseconds later is no news. */
+        if ((next == 0) != (m->next_portal_check_usec == 0) || next > m->next_portal_check_usec + 1000000 ||
+            next + 1000000 < m->next_portal_check_usec) {
+                m->next_portal_check_usec = next;
+                manager_emit(m, "NextPortalCheck");
+        }
+}
+
+/* Card inserted, or the user asked: look at the portal now (as far as its
+ * pacing allows). */
+static void manager_portal_ask(Manager *m, const TokenObject *inserted) {
+        _cleanup_free_ char **ids = NULL;
+        size_t n;
+        int r;
+
+        if (!m->portal)
+                return;
+        if (!inserted) {
+                portal_client_refresh(m->portal);
+        } else {
+                r = manager_cert_ids(m, inserted, &ids, &n);
+                if (r >= 0)
+                        r = portal_client_key_inserted(m->portal, ids, n);
+                if (r < 0)
+                        log_error_errno(r, "Cannot ask the portal about the certificates of %s", inserted->key);
+        }
+        manager_portal_update_next(m);
+}
+
+static int compare_status(const void *key, const void *element) {
+        const PortalCertStatus *const *s = element;
+
+        return strcmp(key, (*s)->cert);
+}
+
+static const PortalCertStatus *find_status(const PortalPollResult *res, const char *id) {
+        const PortalCertStatus *const *s;
+
+        s = bsearch(id, res->certs, res->n_certs, sizeof *res->certs, compare_status);
+        return s ? *s : NULL;
+}
+
+/* Takes what the poll said about t's certificates; true when anything
+ * worth remembering changed. */
+static bool manager_apply_statuses(Manager *m, TokenObject *t, const PortalPollResult *res, uint64_t now) {
+        bool changed = false;
+
+        for (size_t i = 0; i < t->n_certs; i++) {
+                CertObject *c = t->certs[i];
+                const PortalCertStatus *s = c->portal_id ? find_status(res, c->portal_id) : NULL;
+                const PortalOrder *o;
+                int r;
+
+                if (!s)
+                        continue;
+                o = s->order;
+                r = cert_object_set_renewal(
+                        c,
+                        &(CertRenewal){
+                                .state = o ? portal_order_state_to_string(o->state) : "none",
+                                .order = o ? o->id : NULL,
+                                .page = o ? o->page : NULL,
+                                .reject_reason = o && o->state == PORTAL_ORDER_REJECTED ? o->reject_reason
+                                                                                       : NULL,
+                                .rekey = o && o->rekey,
+                                .validity_days = o ? o->validity_days : 0,
+                        },
+                        now);
+                if (r < 0)
+                        log_error_errno(r, "Token %s: cannot keep the renewal state of slot %s", t->key,
+                                        c->slot_name);
+                else if (r > 0) {
+                        char field[sizeof "KEYRENEW_CERT_SERIAL=" + 2 * 20 + 8];
+
+                        (void) snprintf(field, sizeof field, "KEYRENEW_CERT_SERIAL=%s", c->info->serial);
+                        (void) log_fields(LOG_INFO, 0, LOG_FIELDS(field),
+                                          "Token %s: the renewal of the certificate in slot %s is %s%s%s",
+                                          t->key, c->slot_name, c->renewal_state,
+                                          c->renewal_order ? ", order " : "",
+                                          c->renewal_order ? c->renewal_order : "");
+                }
+                /* The time of the answer is remembered too. */
+                changed = changed || r >= 0;
+        }
+        return changed;
+}
+
+static void manager_set_portal_state(Manager *m, PortalState state, const char *error) {
+        bool was_reachable = m->portal_state == PORTAL_STATE_REACHABLE;
+
+        if (m->portal_state != state) {
+                m->portal_state = state;
+                manager_emit(m, "PortalState");
+        }
+        if (was_reachable != (state == PORTAL_STATE_REACHABLE))
+                manager_emit(m, "PortalReachable");
+        if (!m->portal_error != !error || (error && strcmp(m->portal_error, error) != 0)) {
+                free(m->portal_error);
+                /* Without memory for the text, the state still says it failed. */
+                m->portal_error = error ? strdup(error) : NULL;
+                manager_emit(m, "PortalError");
+        }
+}
+
+static void on_portal_result(PortalClient *c, const PortalPollResult *res, void *userdata) {
+        Manager *m = userdata;
+        uint64_t now = now_usec();
+
+        m->last_portal_check_usec = now;
+        manager_emit(m, "LastPortalCheck");
+        manager_set_portal_state(m, res->error < 0 ? PORTAL_STATE_FAILING : PORTAL_STATE_REACHABLE,
+                                 res->error < 0 ? res->error_message : NULL);
+        for (size_t i = 0; i < m->n_tokens; i++) {
+                TokenObject *t = m->tokens[i];
+                bool changed = manager_apply_statuses(m, t, res, now);
+
+                token_object_evaluate(t, m->warn_days, m->n_warn_days, now_seconds());
+                if (token_object_flush(t, manager_knows_keys(m)) || changed)
+                        manager_save_token(m, t);
+        }
+        manager_portal_update_next(m);
+}
+
+static int manager_portal_start(Manager *m, const ManagerSettings *settings) {
+        int r;
+
+        if (!settings->portal_url) {
+                m->portal_state = PORTAL_STATE_NOT_CONFIGURED;
+                log_info("No portal configured ([Portal] Url): renewals are not looked for");
+                return 0;
+        }
+        m->portal_state = PORTAL_STATE_UNKNOWN;
+        r = curl_loop_init(m->loop, &m->curl);
+        if (r < 0)
+                return log_error_errno(r, "Cannot set up libcurl for the portal");
+        r = portal_client_init(m->loop, m->curl,
+                               &(PortalClientOptions){
+                                       .base_url = settings->portal_url,
+                                       .ca_bundle = settings->portal_ca_bundle,
+                                       .poll_interval_sec = settings->portal_poll_interval_sec,
+                                       .on_result = on_portal_result,
+                                       .userdata = m,
+                               },
+                               &m->portal);
+        if (r == -EINVAL) {
+                _cleanup_free_ char *why = NULL;
+
+                /* The configuration allows http to this computer, for test
+                 * builds; any other build runs on without a portal and says why. */
+                if (asprintf(&why, _("The portal URL %s cannot be used: this build only speaks https://"),
+                             settings->portal_url) < 0)
+                        return -ENOMEM;
+                log_error("%s", why);
+                manager_set_portal_state(m, PORTAL_STATE_FAILING, why);
+                curl_loop_close(TAKE_PTR(m->curl), NULL, NULL);
+                return 0;
+        }
+        if (r < 0)
+                return log_error_errno(r, "Cannot set up the portal client");
+        manager_portal_sync_certs(m);
+        r = portal_client_start(m->portal);
+        if (r < 0)
+                return log_error_errno(r, "Cannot start the portal client");
+        log_info("Asking %s about renewals", settings->portal_url);
+        manager_portal_update_next(m);
+        return 0;
+}
+
 int manager_new(uv_loop_t *loop, sd_bus *bus, const ManagerSettings *settings, Manager **ret) {
         Manager *m;
         int r;
@@ -180,10 +460,18 @@ int manager_new(uv_loop_t *loop, sd_bus *bus, const ManagerSettings *settings, M
         r = settings->state_dir && !(m->state_dir = strdup(settings->state_dir)) ? -ENOMEM : 0;
         if (r >= 0)
                 r = wall_timer_new(loop, on_expiry_timer, m, &m->expiry_timer);
+        if (r >= 0 && !(m->settle_timer = malloc(sizeof *m->settle_timer)))
+                r = -ENOMEM;
+        if (r >= 0) {
+                (void) uv_timer_init(loop, m->settle_timer);
+                m->settle_timer->data = m;
+        }
         if (r >= 0)
                 r = manager_bus_register(m);
         if (r >= 0)
                 r = manager_load_tokens(m);
+        if (r >= 0)
+                r = manager_portal_start(m, settings);
         if (r < 0) {
                 manager_free(m);
                 return r;
@@ -222,6 +510,8 @@ _printf_(3, 4) static void log_reader(const char *reader, const char *extra_fiel
 static void manager_set_pcsc_state(Manager *m, const PcscEvent *e) {
         bool changed = !m->pcsc_known || e->state != m->pcsc_state;
 
+        if (!m->pcsc_known && uv_timer_start(m->settle_timer, on_settle_timer, MANAGER_SETTLE_MS, 0) < 0)
+                m->pcsc_settled = true;
         m->pcsc_known = true;
         m->pcsc_state = e->state;
         if (e->state == PCSC_STATE_NO_SERVICE)
@@ -390,6 +680,10 @@ static void manager_read_done(Manager *m, Reader *r, const TokenRead *read) {
         token_object_reply_waiters(t, NULL, NULL);
         log_reader(r->name, NULL, "Token %s read in %.1f ms: %zu certificate(s), PIN tries left %d", t->key,
                    (double) (uv_hrtime() - r->read_started_ns) / 1e6, t->n_certs, t->pin_retries);
+        manager_portal_sync_certs(m);
+        if (r->inserted)
+                manager_portal_ask(m, t);
+        r->inserted = false;
 }
 
 static void manager_read_failed(Manager *m, Reader *r, const TokenRead *read) {
@@ -431,6 +725,8 @@ static void on_token_read(TokenWorker *w, const TokenRead *read, void *userdata)
                 manager_read_failed(m, r, read);
                 break;
         }
+        if (read->stage != TOKEN_READ_IDENTIFIED)
+                manager_flush_held_news(m);
         manager_check_refresh(m);
 }
 
@@ -449,6 +745,7 @@ static void manager_card_inserted(Manager *m, Reader *r) {
                 log_error_errno(k, "Cannot start reading the card in %s", r->name);
                 return;
         }
+        r->inserted = true;
         manager_read_card(r);
 }
 
@@ -475,6 +772,7 @@ int manager_refresh(Manager *m, sd_bus_message *call, sd_bus_error *error) {
         for (size_t i = 0; i < m->n_readers; i++)
                 if (m->readers[i].worker)
                         manager_read_card(&m->readers[i]);
+        manager_portal_ask(m, NULL);
         if (!manager_reading(m))
                 return sd_bus_reply_method_return(call, NULL);
         waiters = reallocarray(m->refresh_waiters, m->n_refresh_waiters + 1, sizeof *waiters);
@@ -501,6 +799,7 @@ int manager_refresh_token(Manager *m, TokenObject *t, sd_bus_message *call, sd_b
         t->waiters = waiters;
         t->waiters[t->n_waiters++] = sd_bus_message_ref(call);
         manager_read_card(r);
+        manager_portal_ask(m, NULL);
         return 1;
 }
 
@@ -510,6 +809,7 @@ void manager_pcsc_event(Manager *m, const PcscEvent *e) {
         switch (e->type) {
         case PCSC_EVENT_STATE:
                 manager_set_pcsc_state(m, e);
+                manager_flush_held_news(m);
                 break;
         case PCSC_EVENT_READER_ADDED:
                 manager_add_reader(m, e->reader);

@@ -13,7 +13,9 @@
 #include <uv.h>
 
 #include "config-file.h"
+#include "curl-loop.h"
 #include "pcsc-monitor.h"
+#include "portal-client.h"
 #include "token-object.h"
 #include "token-worker.h"
 #include "wall-timer.h"
@@ -26,20 +28,37 @@ typedef struct Reader {
         TokenWorker *worker;      /* while a card is in */
         TokenObject *token;       /* what the card turned out to be, once identified */
         uint64_t read_started_ns; /* uv_hrtime() when the last read was asked for */
+        bool inserted;            /* the read under way is the first since the card went in */
 } Reader;
 
 typedef struct ManagerSettings {
         const unsigned *warn_days; /* [Expiry] WarnDays */
         size_t n_warn_days;
         const char *state_dir; /* where tokens are remembered; NULL: nowhere */
+        const char *portal_url;             /* [Portal] Url; NULL: no portal */
+        const char *portal_ca_bundle;       /* [Portal] CABundle; NULL: the system's CAs */
+        unsigned portal_poll_interval_sec;  /* [Portal] PollIntervalSec */
 } ManagerSettings;
+
+/* The Manager's PortalState. */
+typedef enum PortalState {
+        PORTAL_STATE_NOT_CONFIGURED, /* no [Portal] Url */
+        PORTAL_STATE_UNKNOWN,        /* not asked yet (nothing to ask about, or the first poll is under way) */
+        PORTAL_STATE_REACHABLE,      /* the last poll was answered */
+        PORTAL_STATE_FAILING,        /* the last poll failed: PortalError says why */
+        _PORTAL_STATE_MAX,
+} PortalState;
+
+const char *portal_state_to_string(PortalState s);
 
 struct Manager {
         uv_loop_t *loop;
         sd_bus *bus;
         sd_bus_slot *object_manager_slot;
         sd_bus_slot *manager_slot;
-        bool pcsc_known; /* a first state came from the monitor */
+        bool pcsc_known;          /* a first state came from the monitor */
+        bool pcsc_settled;        /* and the cards in at that time have had time to show */
+        uv_timer_t *settle_timer; /* until pcsc_settled */
         PcscState pcsc_state;
         Reader readers[PCSC_MONITOR_MAX_READERS]; /* in the order they appeared */
         size_t n_readers;
@@ -52,6 +71,15 @@ struct Manager {
         WallTimer *expiry_timer;
         sd_bus_message **refresh_waiters; /* Manager.Refresh() calls waiting for the reads */
         size_t n_refresh_waiters;
+        /* The renewal status client, when a portal is configured. The
+         * CurlLoop is made before any thread (curl_global_init()) and
+         * closed after the client. */
+        CurlLoop *curl;
+        PortalClient *portal;
+        PortalState portal_state;
+        uint64_t last_portal_check_usec; /* when the last poll ended (wall clock); 0: never */
+        uint64_t next_portal_check_usec; /* when the next is due (wall clock); 0: none planned or under way */
+        char *portal_error;              /* why the last poll failed; NULL after one that worked */
 };
 
 /* Puts the manager's objects on bus (the name is requested elsewhere),

@@ -31,7 +31,9 @@ static const char *const cert_property_names[_CERT_PROP_MAX] = {
         [CERT_PROP_KEY_ORIGIN] = "KeyOrigin",       [CERT_PROP_PIN_POLICY] = "PinPolicy",
         [CERT_PROP_TOUCH_POLICY] = "TouchPolicy",   [CERT_PROP_RENEWAL_STATE] = "RenewalState",
         [CERT_PROP_RENEWAL_ORDER] = "RenewalOrder", [CERT_PROP_PORTAL_URL] = "PortalUrl",
-        [CERT_PROP_REJECT_REASON] = "RejectReason",
+        [CERT_PROP_REJECT_REASON] = "RejectReason", [CERT_PROP_RENEWAL_REKEY] = "RenewalRekey",
+        [CERT_PROP_RENEWAL_VALIDITY_DAYS] = "RenewalValidityDays",
+        [CERT_PROP_RENEWAL_CHECKED] = "RenewalChecked",
 };
 
 /* Times on the bus: microseconds since the epoch, UTC; 0 for before it. */
@@ -275,6 +277,29 @@ static int cert_get_usage(sd_bus *bus, const char *path, const char *interface, 
         return sd_bus_message_close_container(reply);
 }
 
+static int cert_get_renewal_rekey(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                  sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        CertObject *c = userdata;
+
+        return sd_bus_message_append(reply, "b", c->renewal_rekey);
+}
+
+static int cert_get_renewal_validity_days(sd_bus *bus, const char *path, const char *interface,
+                                          const char *property, sd_bus_message *reply, void *userdata,
+                                          sd_bus_error *error) {
+        CertObject *c = userdata;
+
+        return sd_bus_message_append(reply, "u", (uint32_t) c->renewal_validity_days);
+}
+
+static int cert_get_renewal_checked(sd_bus *bus, const char *path, const char *interface,
+                                    const char *property, sd_bus_message *reply, void *userdata,
+                                    sd_bus_error *error) {
+        CertObject *c = userdata;
+
+        return sd_bus_message_append(reply, "t", c->renewal_checked_usec);
+}
+
 static const sd_bus_vtable cert_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_PROPERTY("Token", "o", cert_get_token, 0, SD_BUS_VTABLE_PROPERTY_CONST),
@@ -299,7 +324,13 @@ static const sd_bus_vtable cert_vtable[] = {
         SD_BUS_PROPERTY("RenewalOrder", "s", cert_get_string, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("PortalUrl", "s", cert_get_string, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("RejectReason", "s", cert_get_string, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("RenewalRekey", "b", cert_get_renewal_rekey, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("RenewalValidityDays", "u", cert_get_renewal_validity_days, 0,
+                        SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("RenewalChecked", "t", cert_get_renewal_checked, 0,
+                        SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_SIGNAL_WITH_ARGS("ExpiryWarning", SD_BUS_ARGS("u", days_left, "u", threshold), 0),
+        SD_BUS_SIGNAL_WITH_ARGS("RenewalAvailable", SD_BUS_ARGS("s", order, "b", key_present), 0),
         SD_BUS_VTABLE_END,
 };
 
@@ -339,4 +370,9 @@ int cert_bus_emit_changed(CertObject *c, uint32_t dirty) {
 int cert_bus_emit_expiry_warning(CertObject *c, uint32_t days_left, uint32_t threshold) {
         return sd_bus_emit_signal(c->token->bus, c->path, CERT_BUS_INTERFACE, "ExpiryWarning", "uu",
                                   days_left, threshold);
+}
+
+int cert_bus_emit_renewal_available(CertObject *c, const char *order, bool key_present) {
+        return sd_bus_emit_signal(c->token->bus, c->path, CERT_BUS_INTERFACE, "RenewalAvailable", "sb", order,
+                                  (int) key_present);
 }

@@ -7,6 +7,7 @@
  * (<serial> and <slot> escaped with sd_bus_path_encode()). The properties
  * and their types are documented in dbus/org.keyrenew.KeyRenew1.xml. */
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "token-object.h"
@@ -47,6 +48,9 @@ typedef enum CertProperty {
         CERT_PROP_RENEWAL_ORDER,
         CERT_PROP_PORTAL_URL,
         CERT_PROP_REJECT_REASON,
+        CERT_PROP_RENEWAL_REKEY,
+        CERT_PROP_RENEWAL_VALIDITY_DAYS,
+        CERT_PROP_RENEWAL_CHECKED,
         _CERT_PROP_MAX,
 } CertProperty;
 
@@ -58,3 +62,4 @@ int token_bus_emit_changed(TokenObject *t, uint32_t dirty);
 int cert_bus_emit_changed(CertObject *c, uint32_t dirty);
 
 int cert_bus_emit_expiry_warning(CertObject *c, uint32_t days_left, uint32_t threshold);
+int cert_bus_emit_renewal_available(CertObject *c, const char *order, bool key_present);

@@ -11,15 +11,18 @@
 #include "i18n.h"
 #include "log.h"
 #include "macro.h"
+#include "portal-status.h"
 #include "token-bus.h"
 
 #define BIT(p) (UINT32_C(1) << (p))
+#define streq(a, b) (strcmp((a), (b)) == 0)
 
 const char *token_state_to_string(TokenState s) {
         static const char *const names[_TOKEN_STATE_MAX] = {
                 [TOKEN_STATE_IDLE] = "idle",         [TOKEN_STATE_CHECKING] = "checking",
                 [TOKEN_STATE_EXPIRING] = "expiring", [TOKEN_STATE_EXPIRED] = "expired",
                 [TOKEN_STATE_FAILED] = "failed",     [TOKEN_STATE_LOCKED] = "locked",
+                [TOKEN_STATE_RENEWAL_AVAILABLE] = "renewal-available",
         };
 
         return s >= 0 && s < _TOKEN_STATE_MAX ? names[s] : NULL;
@@ -40,6 +43,8 @@ static CertObject *cert_free(CertObject *c) {
         x509_info_free(c->info);
         free(c->der);
         free(c->path);
+        free(c->portal_id);
+        free(c->announced_order);
         free(c->renewal_state);
         free(c->renewal_order);
         free(c->portal_url);
@@ -73,6 +78,10 @@ static int cert_new(TokenObject *t, unsigned slot, const uint8_t *der, size_t de
         r = x509_info_parse(der, der_len, &c->info);
         if (r < 0)
                 return r;
+        /* Without a serial or an issuer the portal cannot be asked about it. */
+        r = portal_cert_id_from_info(c->info, &c->portal_id);
+        if (r == -ENOMEM)
+                return r;
         c->der = malloc(der_len);
         c->renewal_state = strdup("none");
         if (asprintf(&prefix, "%s/cert", t->path) < 0)
@@ -96,7 +105,7 @@ static bool token_has_cert(const TokenObject *t, const CertObject *c) {
         return false;
 }
 
-static CertObject *token_find_cert(TokenObject *t, unsigned slot) {
+CertObject *token_object_find_cert(TokenObject *t, unsigned slot) {
         for (size_t i = 0; i < t->n_certs; i++)
                 if (t->certs[i]->slot == slot)
                         return t->certs[i];
@@ -149,7 +158,7 @@ int token_object_add_certificate(TokenObject *t, unsigned slot, const uint8_t *d
         size_t i;
         int r;
 
-        if (token_find_cert(t, slot))
+        if (token_object_find_cert(t, slot))
                 return -EEXIST;
         certs = reallocarray(t->certs, t->n_certs + 1, sizeof *certs);
         if (!certs)
@@ -166,6 +175,74 @@ int token_object_add_certificate(TokenObject *t, unsigned slot, const uint8_t *d
         t->n_certs++;
         token_changed(t, TOKEN_PROP_CERTIFICATES);
         return 0;
+}
+
+/* Sets *field to a copy of value (NULL for ""); true when it changed. */
+static int set_optional_string(char **field, const char *value, bool *changed) {
+        char *copy = NULL;
+
+        if (value && !value[0])
+                value = NULL;
+        if ((!*field && !value) || (*field && value && strcmp(*field, value) == 0))
+                return 0;
+        if (value && !(copy = strdup(value)))
+                return -ENOMEM;
+        free(*field);
+        *field = copy;
+        *changed = true;
+        return 0;
+}
+
+int cert_object_set_renewal(CertObject *c, const CertRenewal *r, uint64_t checked_usec) {
+        _cleanup_free_ char *state = NULL, *order = NULL, *page = NULL, *reason = NULL;
+        bool s = false, o = false, p = false, why = false;
+        int k;
+
+        /* Copies first, so that -ENOMEM changes nothing. */
+        state = strdup(r->state ? r->state : "none");
+        order = r->order ? strdup(r->order) : NULL;
+        page = r->page ? strdup(r->page) : NULL;
+        reason = r->reject_reason ? strdup(r->reject_reason) : NULL;
+        if (!state || (r->order && !order) || (r->page && !page) || (r->reject_reason && !reason))
+                return -ENOMEM;
+        k = set_optional_string(&c->renewal_state, state, &s);
+        if (k >= 0)
+                k = set_optional_string(&c->renewal_order, order, &o);
+        if (k >= 0)
+                k = set_optional_string(&c->portal_url, page, &p);
+        if (k >= 0)
+                k = set_optional_string(&c->reject_reason, reason, &why);
+        if (k < 0)
+                return k;
+        if (s)
+                cert_changed(c, CERT_PROP_RENEWAL_STATE);
+        if (o)
+                cert_changed(c, CERT_PROP_RENEWAL_ORDER);
+        if (p)
+                cert_changed(c, CERT_PROP_PORTAL_URL);
+        if (why)
+                cert_changed(c, CERT_PROP_REJECT_REASON);
+        if (c->renewal_rekey != r->rekey) {
+                c->renewal_rekey = r->rekey;
+                cert_changed(c, CERT_PROP_RENEWAL_REKEY);
+        }
+        if (c->renewal_validity_days != r->validity_days) {
+                c->renewal_validity_days = r->validity_days;
+                cert_changed(c, CERT_PROP_RENEWAL_VALIDITY_DAYS);
+        }
+        if (c->renewal_checked_usec != checked_usec) {
+                c->renewal_checked_usec = checked_usec;
+                cert_changed(c, CERT_PROP_RENEWAL_CHECKED);
+        }
+        return (c->dirty & (BIT(CERT_PROP_RENEWAL_STATE) | BIT(CERT_PROP_RENEWAL_ORDER) |
+                            BIT(CERT_PROP_PORTAL_URL) | BIT(CERT_PROP_REJECT_REASON) |
+                            BIT(CERT_PROP_RENEWAL_REKEY) | BIT(CERT_PROP_RENEWAL_VALIDITY_DAYS))) != 0;
+}
+
+int cert_object_set_announced_order(CertObject *c, const char *order) {
+        bool changed = false;
+
+        return set_optional_string(&c->announced_order, order, &changed);
 }
 
 static void token_set_string(TokenObject *t, char *field, size_t size, const char *value, TokenProperty p) {
@@ -266,7 +343,7 @@ static int token_sync_certificates(TokenObject *t, const TokenRead *r) {
                 return -ENOMEM;
         for (size_t i = 0; i < r->n_slots; i++) {
                 const TokenSlotRead *s = &r->slots[i];
-                CertObject *c = token_find_cert(t, s->cert.slot);
+                CertObject *c = token_object_find_cert(t, s->cert.slot);
                 int k;
 
                 if (c && cert_is(c, &s->cert)) {
@@ -346,6 +423,10 @@ static TokenState token_compute_state(const TokenObject *t) {
                 return TOKEN_STATE_FAILED;
         if (t->pin_retries == 0)
                 return TOKEN_STATE_LOCKED;
+        /* The renewal is what cures an expiring or expired certificate. */
+        for (size_t i = 0; i < t->n_certs; i++)
+                if (streq(t->certs[i]->renewal_state, "approved"))
+                        return TOKEN_STATE_RENEWAL_AVAILABLE;
         for (size_t i = 0; i < t->n_certs; i++)
                 switch (expiry_level_status(t->certs[i]->level)) {
                 case EXPIRY_STATUS_EXPIRED:
@@ -384,6 +465,28 @@ static bool cert_announce(CertObject *c) {
         if (r < 0)
                 log_debug_errno(r, "Cannot send ExpiryWarning for %s", c->path);
         c->announced = c->level;
+        return true;
+}
+
+/* Announces c's approved order if it is news; true when it was. */
+static bool cert_announce_renewal(CertObject *c) {
+        TokenObject *t = c->token;
+        char field[sizeof "KEYRENEW_ORDER=" + PORTAL_ORDER_ID_MAX];
+        int r;
+
+        if (!streq(c->renewal_state, "approved") || !c->renewal_order ||
+            (c->announced_order && streq(c->announced_order, c->renewal_order)))
+                return false;
+        if (cert_object_set_announced_order(c, c->renewal_order) < 0)
+                return false; /* announced at the next flush */
+        (void) snprintf(field, sizeof field, "KEYRENEW_ORDER=%s", c->renewal_order);
+        (void) log_fields(LOG_NOTICE, 0, LOG_FIELDS(field),
+                          "Token %s: renewal order %s for the certificate in slot %s (%s) is approved%s", t->key,
+                          c->renewal_order, c->slot_name, c->info->subject,
+                          t->present ? "" : "; the key is not plugged in");
+        r = cert_bus_emit_renewal_available(c, c->renewal_order, t->present);
+        if (r < 0)
+                log_debug_errno(r, "Cannot send RenewalAvailable for %s", c->path);
         return true;
 }
 
@@ -450,7 +553,7 @@ static void cert_publish(CertObject *c) {
                 (void) sd_bus_emit_object_added(c->token->bus, c->path);
 }
 
-bool token_object_flush(TokenObject *t) {
+bool token_object_flush(TokenObject *t, bool renewal_news) {
         bool announced = false;
         int r;
 
@@ -470,6 +573,8 @@ bool token_object_flush(TokenObject *t) {
                 /* Not while the token is read: its certificates may be
                  * about to change. */
                 if (!t->checking && cert_announce(c))
+                        announced = true;
+                if (renewal_news && cert_announce_renewal(c))
                         announced = true;
         }
         if (t->dirty) {

@@ -23,8 +23,8 @@
 
 typedef struct Manager Manager;
 
-/* The token's State on the bus. Renewal brings its own states
- * (renewal-available, awaiting-pin, renewing, renewed) with it. */
+/* The token's State on the bus. The renewal itself will bring its own
+ * states (awaiting-pin, renewing, renewed) with it. */
 typedef enum TokenState {
         TOKEN_STATE_IDLE,     /* nothing to do */
         TOKEN_STATE_CHECKING, /* being read */
@@ -32,6 +32,7 @@ typedef enum TokenState {
         TOKEN_STATE_EXPIRED,  /* a certificate has expired */
         TOKEN_STATE_FAILED,   /* the last read failed: LastError says why */
         TOKEN_STATE_LOCKED,   /* the PIN is blocked */
+        TOKEN_STATE_RENEWAL_AVAILABLE, /* the portal approved a renewal of a certificate */
         _TOKEN_STATE_MAX,
 } TokenState;
 
@@ -52,12 +53,17 @@ typedef struct CertObject {
         int64_t days_left; /* at the last evaluation */
         int level;         /* expiry level (expiry.h) at the last evaluation */
         int announced;     /* the last expiry level announced; remembered */
-        /* The renewal as the portal reports it; "none" and empty until the
-         * portal client is wired in. */
+        /* The renewal as the portal last reported it (remembered): "none"
+         * and empty before any answer. */
+        char *portal_id; /* ISSUER_HASH:SERIAL; NULL when the certificate has no serial or issuer */
         char *renewal_state;
         char *renewal_order;
         char *portal_url;
         char *reject_reason;
+        bool renewal_rekey;
+        unsigned renewal_validity_days;
+        uint64_t renewal_checked_usec; /* when the portal said so; 0: never */
+        char *announced_order;         /* the last order announced as approved; remembered */
         sd_bus_slot *bus_slot;
         uint32_t dirty; /* properties to announce */
 } CertObject;
@@ -103,6 +109,27 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(TokenObject *, token_object_free)
 int token_object_add_certificate(TokenObject *t, unsigned slot, const uint8_t *der, size_t der_len,
                                  int announced);
 
+/* The certificate in slot, or NULL. */
+CertObject *token_object_find_cert(TokenObject *t, unsigned slot);
+
+/* A certificate's renewal as the portal reports it. Strings may be NULL
+ * (shown as ""); state NULL means "none". */
+typedef struct CertRenewal {
+        const char *state;
+        const char *order;
+        const char *page;
+        const char *reject_reason;
+        bool rekey;
+        unsigned validity_days;
+} CertRenewal;
+
+/* Takes what the portal said about c at checked_usec (or, from the store,
+ * what it last said). Returns true when anything shown changed; -ENOMEM
+ * leaves c as it was. */
+int cert_object_set_renewal(CertObject *c, const CertRenewal *r, uint64_t checked_usec);
+/* Remembers order as announced (from the store); NULL: none. */
+int cert_object_set_announced_order(CertObject *c, const char *order);
+
 /* The card is in reader and being read. */
 void token_object_begin_check(TokenObject *t, const char *reader, uint64_t now_usec);
 /* Takes what a finished read found: identity, certificates (a slot whose
@@ -124,12 +151,14 @@ time_t token_object_next_change(const TokenObject *t, time_t now);
 /* Puts t and its certificates on the bus (InterfacesAdded). */
 int token_object_publish(TokenObject *t);
 /* Sends what changed since the last flush: new certificates
- * (InterfacesAdded), PropertiesChanged, and ExpiryWarning for each
+ * (InterfacesAdded), PropertiesChanged, ExpiryWarning for each
  * certificate that reached an expiry level not announced before (see
- * expiry.h), unless the token is being read. Returns true when an
+ * expiry.h), unless the token is being read, and RenewalAvailable for each
+ * approved order not announced before, when renewal_news (held back while
+ * it is not known yet whether the key is plugged in). Returns true when an
  * announcement was made (what is remembered changed). Nothing before
  * token_object_publish(). */
-bool token_object_flush(TokenObject *t);
+bool token_object_flush(TokenObject *t, bool renewal_news);
 
 /* Answers the waiting Token.Refresh() calls: with success, or with error
  * (a D-Bus error name) and message. */

@@ -16,6 +16,7 @@
 #include "hex.h"
 #include "log.h"
 #include "macro.h"
+#include "portal-status.h"
 
 #define STORE_MAGIC "keyrenew-token 1"
 #define STORE_SUFFIX ".token"
@@ -44,6 +45,36 @@ static void write_field(FILE *f, const char *key, const char *value) {
         fputc('\n', f);
 }
 
+/* A portal's text (a reject reason may hold line breaks) kept exactly:
+ * '\\' and line breaks escaped. */
+static void write_escaped(FILE *f, const char *key, const char *value) {
+        if (!value)
+                return;
+        fprintf(f, "%s ", key);
+        for (const char *p = value; *p; p++)
+                if (*p == '\\')
+                        fputs("\\\\", f);
+                else if (*p == '\n')
+                        fputs("\\n", f);
+                else if (*p == '\r')
+                        fputs("\\r", f);
+                else
+                        fputc(*p, f);
+        fputc('\n', f);
+}
+
+/* What the portal last said about c, after its "cert" line. */
+static void write_renewal(FILE *f, const CertObject *c) {
+        if (c->renewal_checked_usec == 0 && !c->announced_order)
+                return;
+        fprintf(f, "renewal %s %d %u %" PRIu64 "\n", c->renewal_state, c->renewal_rekey,
+                c->renewal_validity_days, c->renewal_checked_usec);
+        write_escaped(f, "renewal-order", c->renewal_order);
+        write_escaped(f, "renewal-page", c->portal_url);
+        write_escaped(f, "renewal-reason", c->reject_reason);
+        write_escaped(f, "renewal-announced", c->announced_order);
+}
+
 static int write_token(FILE *f, const TokenObject *t) {
         const TokenIdentity *id = &t->identity;
 
@@ -67,6 +98,7 @@ static int write_token(FILE *f, const TokenObject *t) {
                 if (!hex)
                         return -ENOMEM;
                 fprintf(f, "cert %s %d %s\n", c->slot_name, c->announced, hex);
+                write_renewal(f, c);
         }
         return 0;
 }
@@ -200,8 +232,71 @@ static int parse_field(Record *rec, const char *key, const char *value) {
         return -EBADMSG;
 }
 
+/* Undoes write_escaped() in place. */
+static int unescape(char *s) {
+        char *o = s;
+
+        for (const char *p = s; *p; p++) {
+                if (*p != '\\') {
+                        *o++ = *p;
+                        continue;
+                }
+                p++;
+                if (*p == '\\')
+                        *o++ = '\\';
+                else if (*p == 'n')
+                        *o++ = '\n';
+                else if (*p == 'r')
+                        *o++ = '\r';
+                else
+                        return -EBADMSG;
+        }
+        *o = '\0';
+        return 0;
+}
+
+/* "renewal STATE REKEY VALIDITY-DAYS CHECKED-USEC" and the "renewal-*"
+ * lines after it, each for the certificate of the last "cert" line. */
+static int parse_renewal(CertObject *c, const char *key, char *value) {
+        CertRenewal r = {
+                .state = c->renewal_state,
+                .order = c->renewal_order,
+                .page = c->portal_url,
+                .reject_reason = c->reject_reason,
+                .rekey = c->renewal_rekey,
+                .validity_days = c->renewal_validity_days,
+        };
+        char state[PORTAL_STATE_NAME_MAX + 1];
+        unsigned long long checked;
+        int rekey, n = 0, k;
+
+        if (strcmp(key, "renewal") == 0) {
+                if (sscanf(value, "%64s %d %u %llu%n", state, &rekey, &r.validity_days, &checked, &n) != 4 ||
+                    value[n] || (rekey != 0 && rekey != 1))
+                        return -EBADMSG;
+                r.state = state;
+                r.rekey = rekey;
+                k = cert_object_set_renewal(c, &r, checked);
+                return k < 0 ? k : 0;
+        }
+        if (unescape(value) < 0)
+                return -EBADMSG;
+        if (strcmp(key, "renewal-order") == 0)
+                r.order = value;
+        else if (strcmp(key, "renewal-page") == 0)
+                r.page = value;
+        else if (strcmp(key, "renewal-reason") == 0)
+                r.reject_reason = value;
+        else if (strcmp(key, "renewal-announced") == 0)
+                return cert_object_set_announced_order(c, value);
+        else
+                return -EBADMSG;
+        k = cert_object_set_renewal(c, &r, c->renewal_checked_usec);
+        return k < 0 ? k : 0;
+}
+
 /* "cert SLOT ANNOUNCED DER-HEX" */
-static int parse_cert(TokenObject *t, const char *value) {
+static int parse_cert(TokenObject *t, const char *value, CertObject **ret) {
         _cleanup_free_ uint8_t *der = NULL;
         unsigned slot;
         int announced, n = 0, r;
@@ -213,15 +308,19 @@ static int parse_cert(TokenObject *t, const char *value) {
         r = hex_decode(value + n, &der, &len);
         if (r < 0)
                 return r == -ENOMEM ? r : -EBADMSG;
-        return token_object_add_certificate(t, slot, der, len, announced);
+        r = token_object_add_certificate(t, slot, der, len, announced);
+        if (r < 0)
+                return r;
+        *ret = token_object_find_cert(t, slot);
+        return 0;
 }
 
 /* Splits "key value" in place; value may be empty. */
-static void split_line(char *line, const char **ret_key, const char **ret_value) {
+static void split_line(char *line, const char **ret_key, char **ret_value) {
         char *space = strchr(line, ' ');
 
         *ret_key = line;
-        *ret_value = "";
+        *ret_value = line + strlen(line);
         if (space) {
                 *space = '\0';
                 *ret_value = space + 1;
@@ -245,7 +344,9 @@ int token_store_load(const char *path, Manager *m, sd_bus *bus, TokenObject **re
         _cleanup_fclose_ FILE *f = NULL;
         _cleanup_free_ char *line = NULL;
         Record rec = { .pin_retries = -1 };
-        const char *key = NULL, *value = NULL;
+        const char *key = NULL;
+        char *value = NULL;
+        CertObject *last = NULL;
         size_t cap = 0;
         bool more;
         int r;
@@ -278,11 +379,15 @@ int token_store_load(const char *path, Manager *m, sd_bus *bus, TokenObject **re
         t->last_seen_usec = rec.last_seen_usec;
         t->pin_retries = rec.pin_retries;
 
-        /* line holds the first certificate, split, if there is one. */
+        /* line holds the first certificate, split, if there is one; what
+         * the portal said about it follows it. */
         while (more) {
-                if (strcmp(key, "cert") != 0)
+                if (last && strncmp(key, "renewal", strlen("renewal")) == 0)
+                        r = parse_renewal(last, key, value);
+                else if (strcmp(key, "cert") == 0)
+                        r = parse_cert(t, value, &last);
+                else
                         return -EBADMSG;
-                r = parse_cert(t, value);
                 if (r < 0)
                         return r == -ENOMEM ? r : -EBADMSG;
                 r = read_line(f, &line, &cap);
