@@ -434,8 +434,8 @@ int ctl_manager_fetch(sd_bus *bus, sd_bus_error *error, CtlManager **ret_manager
         _cleanup_(ctl_manager_freep) CtlManager *m = NULL;
         int r;
 
-        r = sd_bus_call_method(bus, KEYRENEW_BUS_NAME, ROOT_PATH, "org.freedesktop.DBus.Properties", "GetAll",
-                               error, &props, "s", MANAGER_IFACE);
+        r = sd_bus_call_method(bus, KEYRENEW_BUS_NAME, ROOT_PATH, "org.freedesktop.DBus.Properties",
+                               "GetAll", error, &props, "s", MANAGER_IFACE);
         if (r < 0)
                 return r;
         r = sd_bus_call_method(bus, KEYRENEW_BUS_NAME, ROOT_PATH, "org.freedesktop.DBus.ObjectManager",
@@ -461,7 +461,8 @@ int ctl_manager_refresh(sd_bus *bus, sd_bus_error *error) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL, *reply = NULL;
         int r;
 
-        r = sd_bus_message_new_method_call(bus, &call, KEYRENEW_BUS_NAME, ROOT_PATH, MANAGER_IFACE, "Refresh");
+        r = sd_bus_message_new_method_call(bus, &call, KEYRENEW_BUS_NAME, ROOT_PATH, MANAGER_IFACE,
+                                           "Refresh");
         if (r < 0)
                 return r;
         return sd_bus_call(bus, call, REFRESH_TIMEOUT_USEC, error, &reply);

@@ -90,11 +90,20 @@ static const Word usages[] = {
 
 static const char *color_of(const char *bus_word, bool color) {
         static const Word colors[] = {
-                { "expired", ANSI_RED },     { "failed", ANSI_RED },     { "locked", ANSI_RED },
-                { "rejected", ANSI_RED },    { "expiring", ANSI_YELLOW }, { "awaiting-payment", ANSI_YELLOW },
-                { "approved", ANSI_YELLOW }, { "issued", ANSI_YELLOW },  { "renewal-available", ANSI_YELLOW },
-                { "installed", ANSI_GREEN }, { "valid", ANSI_GREEN },    { "idle", ANSI_GREEN },
-                { "failing", ANSI_RED },     { "reachable", ANSI_GREEN },
+                { "expired", ANSI_RED },
+                { "failed", ANSI_RED },
+                { "locked", ANSI_RED },
+                { "rejected", ANSI_RED },
+                { "expiring", ANSI_YELLOW },
+                { "awaiting-payment", ANSI_YELLOW },
+                { "approved", ANSI_YELLOW },
+                { "issued", ANSI_YELLOW },
+                { "renewal-available", ANSI_YELLOW },
+                { "installed", ANSI_GREEN },
+                { "valid", ANSI_GREEN },
+                { "idle", ANSI_GREEN },
+                { "failing", ANSI_RED },
+                { "reachable", ANSI_GREEN },
                 {},
         };
 
@@ -120,8 +129,8 @@ static void format_time(char *buf, size_t size, const CtlNumber *usec, bool date
                 return;
         }
         t = (time_t) (usec->value / 1000000);
-        if (!localtime_r(&t, &tm) ||
-            (date_only ? strftime(buf, size, "%Y-%m-%d", &tm) : strftime(buf, size, "%Y-%m-%d %H:%M:%S %Z", &tm)) == 0)
+        if (!localtime_r(&t, &tm) || (date_only ? strftime(buf, size, "%Y-%m-%d", &tm)
+                                                : strftime(buf, size, "%Y-%m-%d %H:%M:%S %Z", &tm)) == 0)
                 snprintf(buf, size, "@%" PRId64, usec->value / 1000000);
 }
 
@@ -134,7 +143,8 @@ static void format_days_left(char *buf, size_t size, const CtlNumber *days, bool
         else if (days->value == 0)
                 snprintf(buf, size, "%s", _("last day"));
         else if (in_column)
-                snprintf(buf, size, ngettext("%d day", "%d days", (unsigned long) days->value), (int) days->value);
+                snprintf(buf, size, ngettext("%d day", "%d days", (unsigned long) days->value),
+                         (int) days->value);
         else
                 snprintf(buf, size, ngettext("%d day left", "%d days left", (unsigned long) days->value),
                          (int) days->value);
@@ -164,7 +174,8 @@ static void subject_name(char *buf, size_t size, const char *dn) {
                 return;
         }
         for (p = dn; *p; p++) {
-                if (strncmp(p, "CN=", 3) == 0 && (p == dn || (p[-1] == ',' && (p < dn + 2 || p[-2] != '\\'))))
+                if (strncmp(p, "CN=", 3) == 0 &&
+                    (p == dn || (p[-1] == ',' && (p < dn + 2 || p[-2] != '\\'))))
                         break;
                 if (*p == '\\' && p[1])
                         p++;
@@ -189,8 +200,8 @@ static void print_field(FILE *f, const char *label, const char *value, const cha
                 fprintf(f, "%*s%s\n", LABEL_WIDTH + 2, "", value);
                 return;
         }
-        fprintf(f, "%*s%s: %s%s%s\n", (int) (w < LABEL_WIDTH ? LABEL_WIDTH - w : 0), "", label, color ? color : "",
-                value, color ? ANSI_NORMAL : "");
+        fprintf(f, "%*s%s: %s%s%s\n", (int) (w < LABEL_WIDTH ? LABEL_WIDTH - w : 0), "", label,
+                color ? color : "", value, color ? ANSI_NORMAL : "");
 }
 
 static bool is_set(const char *s) {
@@ -210,7 +221,8 @@ static void print_cert(FILE *f, const CtlCert *c, bool color) {
         print_field(f, _("Status"), word(cert_statuses, c->status), color_of(c->status, color));
         format_usage(usage, sizeof(usage), c->usage);
         print_field(f, _("Usage"), usage, NULL);
-        print_field(f, _("Renewal"), word(renewal_states, c->renewal_state), color_of(c->renewal_state, color));
+        print_field(f, _("Renewal"), word(renewal_states, c->renewal_state),
+                    color_of(c->renewal_state, color));
         if (is_set(c->renewal_order)) {
                 if (c->renewal_rekey.known && c->renewal_validity_days.known)
                         snprintf(line, sizeof(line),
@@ -230,8 +242,8 @@ static void print_cert(FILE *f, const CtlCert *c, bool color) {
 static void print_token(FILE *f, const CtlToken *t, bool color) {
         char line[512], when[64];
 
-        fprintf(f, "\n%s%s %s%s", color ? ANSI_BOLD : "", _("Key"), is_set(t->serial) ? t->serial : _("(no serial)"),
-                color ? ANSI_NORMAL : "");
+        fprintf(f, "\n%s%s %s%s", color ? ANSI_BOLD : "", _("Key"),
+                is_set(t->serial) ? t->serial : _("(no serial)"), color ? ANSI_NORMAL : "");
         if (is_set(t->label))
                 fprintf(f, " \"%s\"", t->label);
         fputc('\n', f);
@@ -242,7 +254,8 @@ static void print_token(FILE *f, const CtlToken *t, bool color) {
         else if (t->present.value)
                 snprintf(line, sizeof(line), _("yes, in %s"), t->reader ? t->reader : _("unknown"));
         else
-                snprintf(line, sizeof(line), _("no, last seen %s in %s"), when, t->reader ? t->reader : _("unknown"));
+                snprintf(line, sizeof(line), _("no, last seen %s in %s"), when,
+                         t->reader ? t->reader : _("unknown"));
         print_field(f, _("Plugged in"), line, NULL);
         print_field(f, _("State"), word(token_states, t->state), color_of(t->state, color));
         if (!t->pin_retries_left.known || t->pin_retries_left.value < 0)
@@ -250,7 +263,8 @@ static void print_token(FILE *f, const CtlToken *t, bool color) {
         else
                 snprintf(line, sizeof(line), "%d", (int) t->pin_retries_left.value);
         print_field(f, _("PIN tries left"), line,
-                    t->pin_retries_left.known && t->pin_retries_left.value == 0 ? color_of("locked", color) : NULL);
+                    t->pin_retries_left.known && t->pin_retries_left.value == 0 ? color_of("locked", color)
+                                                                                : NULL);
         if (is_set(t->last_error))
                 print_field(f, _("Last error"), t->last_error, color_of("failed", color));
         if (t->n_certs == 0)
@@ -275,7 +289,8 @@ int ctl_status_print(const CtlManager *m, FILE *f, bool color) {
                 print_field(f, _("Portal"), word(portal_states, m->portal_state),
                             color_of(m->portal_state, color));
         else
-                print_field(f, _("Portal"), m->portal_reachable.value ? _("reachable") : _("not reachable"), NULL);
+                print_field(f, _("Portal"), m->portal_reachable.value ? _("reachable") : _("not reachable"),
+                            NULL);
         if (is_set(m->portal_error))
                 print_field(f, _("Portal error"), m->portal_error, color_of("failed", color));
         format_time(when, sizeof(when), &m->last_portal_check, false);
@@ -315,13 +330,15 @@ static int add_cert_row(Table *t, const CtlToken *tok, const CtlCert *c, bool co
         if (r >= 0)
                 r = table_add_cell(t, tok->present.known && tok->present.value ? _("yes") : _("no"), NULL);
         if (r >= 0)
-                r = table_add_cell(t, word(renewal_states, c->renewal_state), color_of(c->renewal_state, color));
+                r = table_add_cell(t, word(renewal_states, c->renewal_state),
+                                   color_of(c->renewal_state, color));
         return r;
 }
 
 int ctl_list_print(const CtlManager *m, FILE *f, bool legend, bool color) {
         const char *headers[] = {
-                _("KEY"), _("SLOT"), _("SUBJECT"), _("EXPIRES"), _("LEFT"), _("USAGE"), _("PLUGGED"), _("RENEWAL"),
+                _("KEY"),  _("SLOT"),  _("SUBJECT"), _("EXPIRES"),
+                _("LEFT"), _("USAGE"), _("PLUGGED"), _("RENEWAL"),
         };
         _cleanup_(table_freep) Table *t = table_new(ELEMENTSOF(headers), headers);
         int r = 0;
@@ -337,7 +354,9 @@ int ctl_list_print(const CtlManager *m, FILE *f, bool legend, bool color) {
         if (r < 0)
                 return r;
         if (legend)
-                fprintf(f, ngettext("\n%zu certificate listed.\n", "\n%zu certificates listed.\n", table_rows(t)),
+                fprintf(f,
+                        ngettext("\n%zu certificate listed.\n", "\n%zu certificates listed.\n",
+                                 table_rows(t)),
                         table_rows(t));
         return ferror(f) ? -EIO : 0;
 }

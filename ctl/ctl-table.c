@@ -121,13 +121,15 @@ int table_print(const Table *t, FILE *f, bool header, bool color) {
                 fputc('\n', f);
         }
         for (size_t r = 0; r < rows; r++) {
-                for (size_t c = 0; c < t->n_columns; c++) {
-                        const Cell *cell = &t->cells[r * t->n_columns + c];
-                        bool last = c + 1 == t->n_columns;
+                const Cell *row = &t->cells[r * t->n_columns];
+                size_t end = t->n_columns;
 
-                        print_cell(f, cell->text, color ? cell->color : NULL, widths[c] - text_width(cell->text),
-                                   last);
-                }
+                /* Empty cells at the end of a row would only print blanks. */
+                while (end > 1 && !*row[end - 1].text)
+                        end--;
+                for (size_t c = 0; c < end; c++)
+                        print_cell(f, row[c].text, color ? row[c].color : NULL,
+                                   widths[c] - text_width(row[c].text), c + 1 == end);
                 fputc('\n', f);
         }
         return ferror(f) ? -EIO : 0;

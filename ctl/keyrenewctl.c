@@ -45,7 +45,8 @@ static void print_help(void) {
         printf(_("Usage: %s [OPTION...] [COMMAND]\n"), program.name);
         printf("%s\n\n", _(program.summary));
         printf("%s\n", _("Commands:"));
-        printf("%s\n", _("  status           readers, keys, certificates, days left, renewal (the default)"));
+        printf("%s\n",
+               _("  status           readers, keys, certificates, days left, renewal (the default)"));
         printf("%s\n", _("  list             one line per certificate"));
         printf("%s\n", _("  refresh          read every plugged-in key again, then show the status"));
         printf("%s\n", _("  renew [KEY|CERT] renew a certificate (not built yet)"));
@@ -57,8 +58,9 @@ static void print_help(void) {
         printf("%s\n", _("      --bus=BUS    system (the default), session, or a D-Bus address"));
         printf("%s\n", _("      --no-legend  leave out the table's header and summary"));
         printf("%s\n", _("      --no-pager   accepted; keyrenewctl never starts a pager"));
-        printf("\n%s\n", _("Exit status: 0 done, 1 failed, 2 bad usage, 3 keyrenewd not reachable, 4 not built "
-                           "yet. See keyrenewctl(1)."));
+        printf("\n%s\n",
+               _("Exit status: 0 done, 1 failed, 2 bad usage, 3 keyrenewd not reachable, 4 not built "
+                 "yet. See keyrenewctl(1)."));
 }
 
 static int usage_error(void) {
@@ -75,8 +77,9 @@ static int parse_bus(const char *s, Args *args) {
                 args->bus_kind = CTL_BUS_ADDRESS;
                 args->bus_address = s;
         } else {
-                fprintf(stderr, _("%s: --bus takes system, session or a D-Bus address such as unix:path=/run/x, "
-                                  "not '%s'.\n"),
+                fprintf(stderr,
+                        _("%s: --bus takes system, session or a D-Bus address such as unix:path=/run/x, "
+                          "not '%s'.\n"),
                         program.name, s);
                 return -EINVAL;
         }
@@ -86,7 +89,12 @@ static int parse_bus(const char *s, Args *args) {
 /* Returns 1 to go on, 0 when --help or --version has answered, or an exit
  * status below 0 negated. */
 static int parse_args(int argc, char **argv, Args *args) {
-        enum { ARG_JSON = 0x100, ARG_BUS, ARG_NO_LEGEND, ARG_NO_PAGER };
+        enum {
+                ARG_JSON = 0x100,
+                ARG_BUS,
+                ARG_NO_LEGEND,
+                ARG_NO_PAGER
+        };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, 'V' },
@@ -120,7 +128,8 @@ static int parse_args(int argc, char **argv, Args *args) {
                 case ARG_NO_PAGER:
                         break;
                 case ':':
-                        fprintf(stderr, _("%s: option '%s' needs a value.\n"), program.name, argv[optind - 1]);
+                        fprintf(stderr, _("%s: option '%s' needs a value.\n"), program.name,
+                                argv[optind - 1]);
                         return -usage_error();
                 default:
                         fprintf(stderr, _("%s: unknown option '%s'.\n"), program.name, argv[optind - 1]);
@@ -155,9 +164,9 @@ static int fetch(const Args *args, bool refresh, CtlManager **ret_manager) {
         r = ctl_bus_connect(args->bus_kind, args->bus_address, &bus);
         if (r < 0) {
                 fprintf(stderr, _("Cannot connect to the %s bus: %s. Is D-Bus running?\n"),
-                        args->bus_kind == CTL_BUS_SESSION ? _("session")
+                        args->bus_kind == CTL_BUS_SESSION  ? _("session")
                         : args->bus_kind == CTL_BUS_SYSTEM ? _("system")
-                                                            : args->bus_address,
+                                                           : args->bus_address,
                         strerror(-r));
                 return EXIT_NO_DAEMON;
         }
@@ -169,7 +178,8 @@ static int fetch(const Args *args, bool refresh, CtlManager **ret_manager) {
                 return EXIT_OK;
         if (ctl_bus_error_is_daemon_missing(&error)) {
                 fprintf(stderr, "%s\n",
-                        _("keyrenewd is not running (org.keyrenew.KeyRenew1 is not on the system bus). Start it "
+                        _("keyrenewd is not running (org.keyrenew.KeyRenew1 is not on the system bus). "
+                          "Start it "
                           "with: systemctl start keyrenewd"));
                 return EXIT_NO_DAEMON;
         }
@@ -208,7 +218,8 @@ static int show(const Args *args, bool refresh, bool as_list) {
 }
 
 static int not_built(const Args *args) {
-        fprintf(stderr, _("%s %s: not built yet: renewal comes with the next version. Nothing was changed.\n"),
+        fprintf(stderr,
+                _("%s %s: not built yet: renewal comes with the next version. Nothing was changed.\n"),
                 program.name, args->command);
         return EXIT_NOT_BUILT;
 }

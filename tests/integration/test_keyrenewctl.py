@@ -10,6 +10,7 @@ import fcntl
 import json
 import os
 import pathlib
+import pty
 import re
 import subprocess
 import xml.etree.ElementTree as ET
@@ -163,6 +164,52 @@ def test_status_shows_key_certificates_and_days_left(env):
     assert "\x1b[" not in out
     # status is the default command.
     assert env.ctl().stdout == out
+
+
+def on_tty(env, *args, extra_env=None):
+    """keyrenewctl's standard output when it is a terminal."""
+    master, slave = pty.openpty()
+    full_env = dict(os.environ, LANGUAGE="C", LANG="C.UTF-8", LC_ALL="", TERM="xterm")
+    full_env.pop("NO_COLOR", None)
+    full_env.update(extra_env or {})
+    proc = subprocess.Popen([str(KEYRENEWCTL), f"--bus={env.bus.address}", *args], stdout=slave,
+                            stderr=subprocess.PIPE, env=full_env)
+    os.close(slave)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(master)
+    assert proc.wait(timeout=30) == 0, proc.stderr.read()
+    return out.decode()
+
+
+def test_color_only_on_a_tty(env):
+    card, path = plug_alice(env)
+    out = on_tty(env, "status")
+    # Expiring certificates in yellow, the key's heading in bold.
+    assert "\x1b[0;1;33m" in out and "\x1b[0;1;39mKey 12345678\x1b[0m" in out, repr(out)
+    listed = on_tty(env, "list")
+    assert "\x1b[0;4mKEY\x1b[0m" in listed, repr(listed)
+    for extra in ({"NO_COLOR": "1"}, {"TERM": "dumb"}):
+        assert "\x1b[" not in on_tty(env, "status", extra_env=extra), extra
+        assert "\x1b[" not in on_tty(env, "list", extra_env=extra), extra
+
+
+def test_valgrind_clean(env):
+    card, path = plug_alice(env)
+    for args in (["status"], ["list"], ["--json"], ["refresh"], ["renew"], ["--bogus"]):
+        r = subprocess.run(["valgrind", "--error-exitcode=99", "--leak-check=full",
+                            "--errors-for-leak-kinds=definite,indirect", "--track-fds=yes", "--quiet",
+                            str(KEYRENEWCTL), f"--bus={env.bus.address}", *args],
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode in (0, 2, 4), (args, r.stderr)
+        assert "==" not in r.stderr, (args, r.stderr)
 
 
 def test_list_table(env):
