@@ -8,6 +8,7 @@
 
 #include "assert.h"
 #include "expiry.h"
+#include "hex.h"
 #include "macro.h"
 
 /* 2027-01-01T00:00:00Z: notAfter of the fixtures but expired.der. */
@@ -267,6 +268,19 @@ static int load_text(const char *dir, const char *text) {
         return r;
 }
 
+/* A file with one good certificate and then extra. */
+static int load_with_cert(const char *dir, const char *extra) {
+        _cleanup_free_ uint8_t *der = NULL;
+        _cleanup_free_ char *hex = NULL, *text = NULL;
+        size_t len;
+
+        read_fixture("ec-p256.der", &der, &len);
+        hex = hex_encode(der, len);
+        ASSERT_TRUE(hex);
+        ASSERT_TRUE(asprintf(&text, "keyrenew-token 1\nkey 1\ndriver piv\ncert 9a -1 %s\n%s", hex, extra) > 0);
+        return load_text(dir, text);
+}
+
 static void test_bad_files(void) {
         _cleanup_free_ char *dir = make_dir();
         TokenObject *t = make_token();
@@ -286,6 +300,13 @@ static void test_bad_files(void) {
         ASSERT_EQ(load_text(dir, "keyrenew-token 1\nkey 1\ndriver piv\ncert 9a -1 3082zz\n"), -EBADMSG);
         ASSERT_EQ(load_text(dir, "keyrenew-token 1\nkey 1\ndriver piv\ncert 9a -1 300a\n"), -EBADMSG);
         ASSERT_EQ(load_text(dir, "keyrenew-token 1\nkey 1\ndriver piv\ncert 9a -1 \nlabel x\n"), -EBADMSG);
+        /* What the portal said follows its certificate, in its own words. */
+        ASSERT_EQ(load_text(dir, "keyrenew-token 1\nkey 1\ndriver piv\nrenewal approved 1 365 1\n"), -EBADMSG);
+        ASSERT_EQ(load_with_cert(dir, "renewal approved 1 365 1\nrenewal-reason a\\\\b\\n\n"), 0);
+        ASSERT_EQ(load_with_cert(dir, "renewal approved 2 365 1\n"), -EBADMSG);
+        ASSERT_EQ(load_with_cert(dir, "renewal approved 1 365\n"), -EBADMSG);
+        ASSERT_EQ(load_with_cert(dir, "renewal-reason a\\x\n"), -EBADMSG);
+        ASSERT_EQ(load_with_cert(dir, "renewal-note x\n"), -EBADMSG);
 
         /* Only the good file counts; temporary files are not looked at. */
         write_file(dir, "probe.token", "garbage\n");
@@ -300,8 +321,78 @@ static void test_bad_files(void) {
         ASSERT_EQ(token_store_load_all("/nonexistent-keyrenew", NULL, NULL, on_found, &found), 0);
 }
 
+/* What the portal said is remembered exactly, a reason with line breaks
+ * and backslashes included, and so is the order last announced. */
+static void test_renewal_round_trip(void) {
+        _cleanup_free_ char *dir = make_dir();
+        static const char reason[] = "营业执照副本不清晰，请重新上传。\n审核人：李四 \\ C:\\scan\r";
+        TokenObject *t = make_token(), *u;
+        Found found = {};
+        CertObject *c;
+
+        add_fixture(t, 0x9a, "rsa2048.der", EXPIRY_LEVEL_NONE);
+        add_fixture(t, 0x9c, "ec-p256.der", EXPIRY_LEVEL_NONE);
+        add_fixture(t, 0x9d, "sm2.der", EXPIRY_LEVEL_NONE);
+        ASSERT_EQ(cert_object_set_renewal(t->certs[0],
+                                          &(CertRenewal){ .state = "rejected",
+                                                          .order = "R2026-000007",
+                                                          .page = "https://portal.example/orders/R2026-000007",
+                                                          .reject_reason = reason,
+                                                          .validity_days = 365 },
+                                          UINT64_C(1795749373000001)),
+                  1);
+        /* The same again changes nothing shown. */
+        t->certs[0]->dirty = 0;
+        ASSERT_EQ(cert_object_set_renewal(t->certs[0],
+                                          &(CertRenewal){ .state = "rejected",
+                                                          .order = "R2026-000007",
+                                                          .page = "https://portal.example/orders/R2026-000007",
+                                                          .reject_reason = reason,
+                                                          .validity_days = 365 },
+                                          UINT64_C(1795749373000001)),
+                  0);
+        ASSERT_EQ(t->certs[0]->dirty, 0u);
+        ASSERT_EQ(cert_object_set_renewal(t->certs[1],
+                                          &(CertRenewal){ .state = "approved",
+                                                          .order = "R2026-000008",
+                                                          .page = "https://portal.example/orders/R2026-000008",
+                                                          .rekey = true,
+                                                          .validity_days = 730 },
+                                          UINT64_C(1795749373000002)),
+                  1);
+        ASSERT_EQ(cert_object_set_announced_order(t->certs[1], "R2026-000008"), 0);
+
+        ASSERT_EQ(token_store_save(dir, t), 0);
+        ASSERT_EQ(token_store_load_all(dir, NULL, NULL, on_found, &found), 1);
+        u = found.tokens[0];
+        ASSERT_EQ(u->n_certs, 3u);
+        c = u->certs[0];
+        ASSERT_STREQ(c->renewal_state, "rejected");
+        ASSERT_STREQ(c->renewal_order, "R2026-000007");
+        ASSERT_STREQ(c->portal_url, "https://portal.example/orders/R2026-000007");
+        ASSERT_STREQ(c->reject_reason, reason);
+        ASSERT_TRUE(!c->renewal_rekey);
+        ASSERT_EQ(c->renewal_validity_days, 365u);
+        ASSERT_TRUE(c->renewal_checked_usec == UINT64_C(1795749373000001));
+        ASSERT_TRUE(!c->announced_order);
+        c = u->certs[1];
+        ASSERT_STREQ(c->renewal_state, "approved");
+        ASSERT_TRUE(c->renewal_rekey);
+        ASSERT_EQ(c->renewal_validity_days, 730u);
+        ASSERT_TRUE(!c->reject_reason);
+        ASSERT_STREQ(c->announced_order, "R2026-000008");
+        /* Never asked: "none", nothing written. */
+        c = u->certs[2];
+        ASSERT_STREQ(c->renewal_state, "none");
+        ASSERT_TRUE(!c->renewal_order && !c->portal_url && c->renewal_checked_usec == 0);
+        token_object_free(u);
+        token_object_free(t);
+        remove_dir(dir);
+}
+
 int main(void) {
         RUN(test_round_trip);
+        RUN(test_renewal_round_trip);
         RUN(test_sm2_expiry);
         RUN(test_apply_read);
         RUN(test_bad_files);
