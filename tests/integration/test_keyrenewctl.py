@@ -356,3 +356,62 @@ def test_help_and_version():
     assert v.returncode == 0 and re.fullmatch(r"keyrenewctl \d+\.\d+\.\d+\n", v.stdout)
     zh = ctl("--help", env=CHINESE)
     assert "命令" in zh.stdout
+
+
+@pytest.fixture
+def fake_daemon(bare_bus):
+    """python-dbusmock in keyrenewd's place on a private bus, for what a real
+    daemon does not do on demand: odd properties and named errors."""
+    env = dict(os.environ, DBUS_SESSION_BUS_ADDRESS=bare_bus.address)
+    proc = subprocess.Popen(["/usr/bin/python3", "-m", "dbusmock", "--session", "-m", BUS_NAME, PATH, MANAGER],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for("the mock on the bus", lambda: bare_bus.conn.name_has_owner(BUS_NAME))
+        yield bare_bus, dbus.Interface(bare_bus.conn.get_object(BUS_NAME, PATH), "org.freedesktop.DBus.Mock")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_missing_and_unknown_properties(fake_daemon):
+    bus, mock = fake_daemon
+    token = f"{PATH}/token/_3777"
+    cert = f"{token}/cert/_39c"
+    # PcscState of the wrong type, a property keyrenewctl does not know, and
+    # most of the documented ones missing.
+    mock.AddProperties(MANAGER, {"Version": "9.9.9", "PcscState": dbus.Int32(1), "Frobs": dbus.UInt32(3),
+                                 "Tokens": dbus.Array([token], signature="o")})
+    mock.AddObject(token, TOKEN, {"Serial": "777", "Present": True, "NewThing": "x",
+                                  "Certificates": dbus.Array([cert], signature="o")}, [])
+    mock.AddObject(cert, CERT, {"Slot": "9c", "Subject": "O=Example,CN=Bob\\, Jr.", "DaysLeft": dbus.Int32(-3)}, [])
+
+    r = ctl("status", bus=bus.address)
+    assert r.returncode == 0, r.stderr
+    for line in ("keyrenewd: 9.9.9", "PC/SC: unknown", "Readers: unknown", "Portal: unknown",
+                 "Key 777", "Plugged in: yes, in unknown", "PIN tries left: unknown", "State: unknown",
+                 "Certificate: 9c  Bob, Jr.", "Expires: unknown (expired)", "Usage: unknown", "Renewal: unknown"):
+        assert line in r.stdout, (line, r.stdout)
+    doc = json.loads(ctl("--json", bus=bus.address).stdout)
+    assert doc["Version"] == "9.9.9" and doc["PcscState"] is None and "Frobs" not in doc
+    tok = doc["Tokens"][0]
+    assert tok["Serial"] == "777" and tok["Present"] is True and tok["Reader"] is None and "NewThing" not in tok
+    assert tok["Certificates"][0]["DaysLeft"] == -3 and tok["Certificates"][0]["Usage"] is None
+    rows = ctl("list", "--no-legend", bus=bus.address).stdout.splitlines()
+    assert [re.split(r"  +", row) for row in rows] == [
+        ["777", "9c", "Bob, Jr.", "unknown", "expired", "unknown", "yes", "unknown"]]
+
+
+@pytest.mark.parametrize("error, text", [
+    ("org.keyrenew.KeyRenew1.Error.CardError", "The key could not be read. Pull it out, plug it in again"),
+    ("org.keyrenew.KeyRenew1.Error.TokenAbsent", "The key is not plugged in (or was pulled out)."),
+    ("org.freedesktop.DBus.Error.AccessDenied", "The bus policy does not let you talk to keyrenewd."),
+    ("org.example.Unheard.Of", "the daemon's own words"),
+])
+def test_named_errors_in_words(fake_daemon, error, text):
+    bus, mock = fake_daemon
+    mock.AddMethod(MANAGER, "Refresh", "", "",
+                   f"raise dbus.exceptions.DBusException(\"the daemon's own words\", name=\"{error}\")")
+    r = ctl("refresh", bus=bus.address)
+    assert r.returncode == 1
+    assert text in r.stderr, r.stderr
+    assert r.stdout == ""
