@@ -640,14 +640,7 @@ static uint16_t cmd_reset(PivCard *c, const Apdu *a, Answer *out) {
         for (size_t i = c->n_objects; i > 0; i--)
                 if (c->objects[i - 1].tag != PIV_OBJ_DISCOVERY)
                         piv_card_set_object(c, c->objects[i - 1].tag, NULL, 0);
-        memcpy(c->pin, piv_default_pin, PIV_PIN_SIZE);
-        memcpy(c->puk, piv_default_puk, PIV_PIN_SIZE);
-        c->pin_retries_max = c->pin_retries_left = 3;
-        c->puk_retries_max = c->puk_retries_left = 3;
-        c->mgm_alg = PIV_ALG_3DES;
-        c->mgm_touch = 1;
-        memcpy(c->mgm_key, piv_default_mgm_key, sizeof piv_default_mgm_key);
-        c->mgm_key_len = sizeof piv_default_mgm_key;
+        piv_card_default_credentials(c);
         c->session.pin_verified = c->session.pin_fresh = c->session.mgm_authenticated = false;
         c->dirty = true;
         return SW_OK;

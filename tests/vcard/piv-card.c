@@ -15,11 +15,7 @@ const uint8_t piv_default_mgm_key[24] = {
         1, 2, 3, 4, 5, 6, 7, 8, 1, 2, 3, 4, 5, 6, 7, 8, 1, 2, 3, 4, 5, 6, 7, 8,
 };
 
-PivCard *piv_card_new(void) {
-        PivCard *c = calloc(1, sizeof(PivCard));
-
-        if (!c)
-                return NULL;
+void piv_card_default_credentials(PivCard *c) {
         memcpy(c->pin, piv_default_pin, PIV_PIN_SIZE);
         memcpy(c->puk, piv_default_puk, PIV_PIN_SIZE);
         c->pin_retries_max = c->pin_retries_left = 3;
@@ -28,6 +24,14 @@ PivCard *piv_card_new(void) {
         c->mgm_touch = 1;
         memcpy(c->mgm_key, piv_default_mgm_key, sizeof piv_default_mgm_key);
         c->mgm_key_len = sizeof piv_default_mgm_key;
+}
+
+PivCard *piv_card_new(void) {
+        PivCard *c = calloc(1, sizeof(PivCard));
+
+        if (!c)
+                return NULL;
+        piv_card_default_credentials(c);
         c->version[0] = 5;
         c->version[1] = 4;
         c->version[2] = 3;

@@ -127,6 +127,9 @@ extern const uint8_t piv_default_mgm_key[24];
 /* A card with default PIN, PUK and 3DES management key, no keys, no
  * objects, serial 0. NULL on ENOMEM. */
 PivCard *piv_card_new(void);
+
+/* PIN, PUK, their counters and the management key as a new card has them. */
+void piv_card_default_credentials(PivCard *c);
 void piv_card_free(PivCard *c);
 static inline void piv_card_freep(PivCard **c) {
         if (*c)
