@@ -293,8 +293,11 @@ int ctl_status_print(const CtlManager *m, FILE *f, bool color) {
                             NULL);
         if (is_set(m->portal_error))
                 print_field(f, _("Portal error"), m->portal_error, color_of("failed", color));
-        format_time(when, sizeof(when), &m->last_portal_check, false);
-        print_field(f, _("Portal checked"), when, NULL);
+        /* Without a portal there is nothing to have checked. */
+        if (!m->portal_state || strcmp(m->portal_state, "not-configured") != 0) {
+                format_time(when, sizeof(when), &m->last_portal_check, false);
+                print_field(f, _("Portal checked"), when, NULL);
+        }
         if (m->next_portal_check.known && m->next_portal_check.value > 0) {
                 format_time(when, sizeof(when), &m->next_portal_check, false);
                 print_field(f, _("Next check"), when, NULL);

@@ -150,6 +150,12 @@ def test_status_shows_key_certificates_and_days_left(env):
     assert r.returncode == 0, r.stderr
     out = r.stdout
     assert "PC/SC: connected" in out
+    # No [Portal] Url: a daemon with PortalState says the portal is not
+    # configured; one without it (before the portal status) is unknown.
+    if "PortalState" in env.props(PATH, MANAGER):
+        assert "Portal: not configured" in out and "Portal checked" not in out
+    else:
+        assert "Portal: unknown" in out
     assert READER_A0 in out
     assert "Key 12345678" in out
     assert f"Plugged in: yes, in {READER_A0}" in out
