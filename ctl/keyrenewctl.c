@@ -71,7 +71,7 @@ static int usage_error(void) {
 static int parse_bus(const char *s, Args *args) {
         if (strcmp(s, "system") == 0)
                 args->bus_kind = CTL_BUS_SYSTEM;
-        else if (strcmp(s, "session") == 0 || strcmp(s, "user") == 0)
+        else if (strcmp(s, "session") == 0)
                 args->bus_kind = CTL_BUS_SESSION;
         else if (strchr(s, ':')) {
                 args->bus_kind = CTL_BUS_ADDRESS;

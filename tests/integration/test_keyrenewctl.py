@@ -421,3 +421,18 @@ def test_named_errors_in_words(fake_daemon, error, text):
     assert r.returncode == 1
     assert text in r.stderr, r.stderr
     assert r.stdout == ""
+
+
+@pytest.mark.parametrize("kind, variable", [(None, "DBUS_SYSTEM_BUS_ADDRESS"), ("system", "DBUS_SYSTEM_BUS_ADDRESS"),
+                                            ("session", "DBUS_SESSION_BUS_ADDRESS")])
+def test_system_and_session_bus(fake_daemon, kind, variable):
+    """--bus system (the default) and session find the bus as every D-Bus
+    client does."""
+    bus, mock = fake_daemon
+    mock.AddProperties(MANAGER, {"Version": "9.9.9"})
+    r = ctl("--json", bus=kind, env={variable: bus.address})
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["Version"] == "9.9.9"
+    other = "DBUS_SESSION_BUS_ADDRESS" if variable == "DBUS_SYSTEM_BUS_ADDRESS" else "DBUS_SYSTEM_BUS_ADDRESS"
+    wrong = ctl("--json", bus=kind, env={variable: "unix:path=/nonexistent/bus", other: bus.address})
+    assert wrong.returncode == 3, wrong
