@@ -29,6 +29,8 @@ import time
 TOP = pathlib.Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(TOP / "tests" / "integration"), str(TOP / "tests" / "portal")]
 
+from keyrenew_testbed import PcscTestbed, wait_for  # noqa: E402 (needs the path above)
+
 BUS_NAME = "org.keyrenew.KeyRenew1"
 ROOT = "/org/keyrenew/KeyRenew1"
 IFACE = "org.keyrenew.KeyRenew1"
@@ -41,17 +43,6 @@ def say(text=""):
 
 def step(text):
     say(f"==> {text}")
-
-
-def wait_for(what, cond, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.1)
 
 
 class Sandbox:
@@ -159,7 +150,7 @@ def show_portal_state(bus, certs):
         return c if c.get("RenewalState") == "approved" else None
     try:
         c = wait_for("the approval on the bus", approved, timeout=90)
-    except RuntimeError:
+    except AssertionError:
         c = props(bus, path, "Certificate")
         say(f"    keyrenewd shows renewal state \"{c.get('RenewalState', 'unknown')}\": it does not")
         say("    read the portal's answer onto the bus yet (the portal client is being wired in).")
@@ -179,7 +170,6 @@ def main():
     if os.geteuid() != 0:
         sys.exit("demo.py: the private pcscd needs root (a mount namespace); run it as root.")
 
-    from keyrenew_testbed import PcscTestbed
     from portal_testlib import Portal, run
 
     box = Sandbox(build, args.keep)

@@ -19,6 +19,7 @@ import dbus
 import dbus.mainloop.glib
 import pytest
 from gi.repository import GLib
+from keyrenew_testbed import wait_for  # noqa: F401 (other tests import it from here)
 
 TOP = pathlib.Path(__file__).resolve().parents[2]
 BUILD = pathlib.Path(os.environ.get("KEYRENEW_BUILD_DIR", TOP / "build"))
@@ -39,15 +40,6 @@ READERS_B = ["KRD Test B 00 00", "KRD Test B 00 01"]
 ATR = bytes.fromhex("3B888001000000000000000009")
 
 
-def wait_for(what, cond, timeout=10.0, step=0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(step)
 
 
 class PrivateBus:

@@ -3,5 +3,6 @@
 readers and keyrenew-vcard keys (see ../README.md)."""
 
 from .pcsc import Card, PcscTestbed, TestbedError, build_dir, vcard_binary
+from .waiting import wait_for
 
-__all__ = ["Card", "PcscTestbed", "TestbedError", "build_dir", "vcard_binary"]
+__all__ = ["Card", "PcscTestbed", "TestbedError", "build_dir", "vcard_binary", "wait_for"]
