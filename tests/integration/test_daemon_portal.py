@@ -53,15 +53,15 @@ class Env:
             lines.append(f"CABundle={bundle}")
         self.config.write_text("\n".join(lines) + "\n")
 
-    def start(self, portal=True):
+    def start(self, portal=True, wrapper=()):
         args = ["--state-dir", str(self.state_dir)]
         if portal:
             args += ["--config", str(self.config)]
         else:
             args += ["--config", os.devnull]
-        d = Daemon(self.tmp, self.bus, self.pcscd, args)
+        d = Daemon(self.tmp, self.bus, self.pcscd, args, wrapper=wrapper)
         self.daemons.append(d)
-        d.wait_for_name()
+        d.wait_for_name(timeout=60 if wrapper else 10)
         return d
 
     def restart(self, d):
@@ -91,8 +91,13 @@ class Env:
     def manager(self):
         return self.props(PATH)
 
-    def token_path(self, serial):
-        return wait_for(f"token {serial}", lambda: self._get_token(serial))
+    def token_path(self, serial, timeout=10):
+        """The token's path, once its card is read (its certificates on
+        the bus)."""
+        path = wait_for(f"token {serial}", lambda: self._get_token(serial), timeout)
+        wait_for(f"{serial} read", lambda: self.props(path, TOKEN)["Progress"] == 100
+                 and self.props(path, TOKEN)["Certificates"], timeout)
+        return path
 
     def _get_token(self, serial):
         try:
@@ -325,3 +330,34 @@ def test_untrusted_portal_and_no_portal(env):
     assert (p["RenewalState"], p["RenewalChecked"]) == ("none", 0)
     assert not env.watcher.find("RenewalAvailable")
     assert d.stop() == 0, d.output()
+
+
+def test_valgrind_clean(env):
+    """The portal client in the daemon under valgrind: a poll at the
+    insertion, an approval announced, a Refresh() too soon to poll, SIGTERM
+    with the client and libcurl to close; then a start with the portal
+    gone (a failed poll). No leak, no error."""
+    portal = env.portal.start()
+    env.configure(portal.url, portal.bundle)
+    card = env.card("erin", 17320508)
+    oid = portal.approved_order(env.issue(card, "9a", "Erin"))
+    d = env.start(wrapper=["valgrind", "--error-exitcode=99", "--leak-check=full",
+                           "--show-leak-kinds=definite,indirect", "--errors-for-leak-kinds=definite,indirect",
+                           "--quiet"])
+    card.insert(PORT_A)
+    path = env.token_path(17320508, timeout=30)
+    env.wait_renewal(f"{path}/cert/_39a", "approved", timeout=30)
+    env.watcher.wait("RenewalAvailable", f"{path}/cert/_39a", timeout=30)
+    assert renewal_signals(env) == [(oid, True)]
+    env.obj(PATH).Refresh(dbus_interface=MANAGER, timeout=60)
+    assert d.stop(timeout=60) == 0, d.output()
+
+    # Started again with the portal gone: a failed poll, then SIGTERM.
+    portal.stop()
+    card.remove()
+    d = env.start(wrapper=["valgrind", "--error-exitcode=99", "--leak-check=full",
+                           "--show-leak-kinds=definite,indirect", "--errors-for-leak-kinds=definite,indirect",
+                           "--quiet"])
+    wait_for("failing", lambda: env.manager()["PortalState"] == "failing", timeout=30)
+    assert env.props(f"{path}/cert/_39a", CERT)["RenewalState"] == "approved"
+    assert d.stop(timeout=60) == 0, d.output()
