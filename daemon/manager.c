@@ -61,6 +61,7 @@ void manager_free(Manager *m) {
         else if (m->curl)
                 curl_loop_close(m->curl, NULL, NULL);
         free(m->portal_error);
+        sd_bus_slot_unref(m->sleep_slot);
         for (size_t i = 0; i < m->n_readers; i++)
                 token_worker_close(m->readers[i].worker);
         wall_timer_close(m->expiry_timer);
@@ -400,6 +401,25 @@ static void on_portal_result(PortalClient *c, const PortalPollResult *res, void 
         manager_portal_update_next(m);
 }
 
+/* libuv's timers run on the monotonic clock, which stops during suspend:
+ * after a resume the next poll would come late by as long as the computer
+ * slept, so look at once (as far as the pacing allows). */
+static int on_prepare_for_sleep(sd_bus_message *message, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        int sleeping, r;
+
+        r = sd_bus_message_read(message, "b", &sleeping);
+        if (r < 0) {
+                log_debug_errno(r, "Ignoring a malformed PrepareForSleep signal");
+                return 0;
+        }
+        if (!sleeping) {
+                log_debug("Resumed from suspend: asking the portal");
+                manager_portal_ask(m, NULL);
+        }
+        return 0;
+}
+
 static int manager_portal_start(Manager *m, const ManagerSettings *settings) {
         int r;
 
@@ -442,6 +462,11 @@ static int manager_portal_start(Manager *m, const ManagerSettings *settings) {
                 return log_error_errno(r, "Cannot start the portal client");
         log_info("Asking %s about renewals", settings->portal_url);
         manager_portal_update_next(m);
+        r = sd_bus_match_signal_async(m->bus, &m->sleep_slot, "org.freedesktop.login1", "/org/freedesktop/login1",
+                                      "org.freedesktop.login1.Manager", "PrepareForSleep", on_prepare_for_sleep,
+                                      NULL, m);
+        if (r < 0)
+                log_warning_errno(r, "Cannot watch for resumes from suspend; the portal is asked late after one");
         return 0;
 }
 

@@ -80,6 +80,7 @@ struct Manager {
         uint64_t last_portal_check_usec; /* when the last poll ended (wall clock); 0: never */
         uint64_t next_portal_check_usec; /* when the next is due (wall clock); 0: none planned or under way */
         char *portal_error;              /* why the last poll failed; NULL after one that worked */
+        sd_bus_slot *sleep_slot;         /* logind's PrepareForSleep, to ask again after a resume */
 };
 
 /* Puts the manager's objects on bus (the name is requested elsewhere),

@@ -361,3 +361,44 @@ def test_valgrind_clean(env):
     wait_for("failing", lambda: env.manager()["PortalState"] == "failing", timeout=30)
     assert env.props(f"{path}/cert/_39a", CERT)["RenewalState"] == "approved"
     assert d.stop(timeout=60) == 0, d.output()
+
+
+def test_resume_from_suspend_asks_at_once(env):
+    """logind's PrepareForSleep(false) (sent here by a stand-in owning its
+    name) makes the daemon ask the portal again: its timers stood still
+    while the computer slept."""
+    portal = env.portal.start()
+    env.configure(portal.url, portal.bundle)
+    card = env.card("fred", 22360679)
+    oid = portal.order(env.issue(card, "9a", "Fred"), "--review")
+    d = env.start()
+    card.insert(PORT_A)
+    path = env.token_path(22360679)
+    cert = f"{path}/cert/_39a"
+    env.wait_renewal(cert, "awaiting-payment")
+    card.remove()
+    # A fresh daemon: its start polls; no ask-now has been spent yet.
+    d = env.restart(d)
+    wait_for("checked", lambda: env.manager()["LastPortalCheck"] > 0)
+    portal.admin("order", "pay", oid)
+    logind = dbus.bus.BusConnection(env.bus.address)
+    try:
+        logind.request_name("org.freedesktop.login1")
+
+        def prepare_for_sleep(sleeping):
+            msg = dbus.lowlevel.SignalMessage("/org/freedesktop/login1", "org.freedesktop.login1.Manager",
+                                              "PrepareForSleep")
+            msg.append(sleeping, signature="b")
+            logind.send_message(msg)
+            logind.flush()
+
+        before = env.manager()["LastPortalCheck"]
+        prepare_for_sleep(True)
+        time.sleep(0.5)
+        assert env.manager()["LastPortalCheck"] == before
+        prepare_for_sleep(False)
+        env.wait_renewal(cert, "under-review")
+        assert env.manager()["LastPortalCheck"] > before
+    finally:
+        logind.close()
+    assert d.stop() == 0, d.output()
