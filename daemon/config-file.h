@@ -23,7 +23,7 @@ typedef struct Config {
         size_t n_warn_days;                       /* at least one */
         char *portal_url;                         /* [Portal] Url, or NULL: no portal configured */
         char *portal_ca_bundle;                   /* [Portal] CABundle, or NULL: the system's CAs */
-        unsigned portal_poll_interval_sec;        /* [Portal] PollIntervalSec: until the portal says (default 6 h) */
+        unsigned portal_poll_interval_sec;        /* [Portal] PollIntervalSec: until the portal says */
 } Config;
 
 /* SYSCONFDIR/keyrenew/keyrenewd.conf */

@@ -302,7 +302,8 @@ static void manager_portal_ask(Manager *m, const TokenObject *inserted) {
                 if (r >= 0)
                         r = portal_client_key_inserted(m->portal, ids, n);
                 if (r < 0)
-                        log_error_errno(r, "Cannot ask the portal about the certificates of %s", inserted->key);
+                        log_error_errno(r, "Cannot ask the portal about the certificates of %s",
+                                        inserted->key);
         }
         manager_portal_update_next(m);
 }
@@ -340,8 +341,8 @@ static bool manager_apply_statuses(Manager *m, TokenObject *t, const PortalPollR
                                 .state = o ? portal_order_state_to_string(o->state) : "none",
                                 .order = o ? o->id : NULL,
                                 .page = o ? o->page : NULL,
-                                .reject_reason = o && o->state == PORTAL_ORDER_REJECTED ? o->reject_reason
-                                                                                       : NULL,
+                                .reject_reason =
+                                        o && o->state == PORTAL_ORDER_REJECTED ? o->reject_reason : NULL,
                                 .rekey = o && o->rekey,
                                 .validity_days = o ? o->validity_days : 0,
                         },
@@ -462,11 +463,12 @@ static int manager_portal_start(Manager *m, const ManagerSettings *settings) {
                 return log_error_errno(r, "Cannot start the portal client");
         log_info("Asking %s about renewals", settings->portal_url);
         manager_portal_update_next(m);
-        r = sd_bus_match_signal_async(m->bus, &m->sleep_slot, "org.freedesktop.login1", "/org/freedesktop/login1",
-                                      "org.freedesktop.login1.Manager", "PrepareForSleep", on_prepare_for_sleep,
-                                      NULL, m);
+        r = sd_bus_match_signal_async(m->bus, &m->sleep_slot, "org.freedesktop.login1",
+                                      "/org/freedesktop/login1", "org.freedesktop.login1.Manager",
+                                      "PrepareForSleep", on_prepare_for_sleep, NULL, m);
         if (r < 0)
-                log_warning_errno(r, "Cannot watch for resumes from suspend; the portal is asked late after one");
+                log_warning_errno(
+                        r, "Cannot watch for resumes from suspend; the portal is asked late after one");
         return 0;
 }
 

@@ -34,16 +34,16 @@ typedef struct Reader {
 typedef struct ManagerSettings {
         const unsigned *warn_days; /* [Expiry] WarnDays */
         size_t n_warn_days;
-        const char *state_dir; /* where tokens are remembered; NULL: nowhere */
-        const char *portal_url;             /* [Portal] Url; NULL: no portal */
-        const char *portal_ca_bundle;       /* [Portal] CABundle; NULL: the system's CAs */
-        unsigned portal_poll_interval_sec;  /* [Portal] PollIntervalSec */
+        const char *state_dir;             /* where tokens are remembered; NULL: nowhere */
+        const char *portal_url;            /* [Portal] Url; NULL: no portal */
+        const char *portal_ca_bundle;      /* [Portal] CABundle; NULL: the system's CAs */
+        unsigned portal_poll_interval_sec; /* [Portal] PollIntervalSec */
 } ManagerSettings;
 
 /* The Manager's PortalState. */
 typedef enum PortalState {
         PORTAL_STATE_NOT_CONFIGURED, /* no [Portal] Url */
-        PORTAL_STATE_UNKNOWN,        /* not asked yet (nothing to ask about, or the first poll is under way) */
+        PORTAL_STATE_UNKNOWN,        /* not asked yet, or the first poll is under way */
         PORTAL_STATE_REACHABLE,      /* the last poll was answered */
         PORTAL_STATE_FAILING,        /* the last poll failed: PortalError says why */
         _PORTAL_STATE_MAX,
@@ -78,7 +78,7 @@ struct Manager {
         PortalClient *portal;
         PortalState portal_state;
         uint64_t last_portal_check_usec; /* when the last poll ended (wall clock); 0: never */
-        uint64_t next_portal_check_usec; /* when the next is due (wall clock); 0: none planned or under way */
+        uint64_t next_portal_check_usec; /* when the next is due (wall clock); 0: none, or polling */
         char *portal_error;              /* why the last poll failed; NULL after one that worked */
         sd_bus_slot *sleep_slot;         /* logind's PrepareForSleep, to ask again after a resume */
 };

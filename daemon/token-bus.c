@@ -27,11 +27,16 @@ static const char *const token_property_names[_TOKEN_PROP_MAX] = {
 };
 
 static const char *const cert_property_names[_CERT_PROP_MAX] = {
-        [CERT_PROP_DAYS_LEFT] = "DaysLeft",         [CERT_PROP_STATUS] = "Status",
-        [CERT_PROP_KEY_ORIGIN] = "KeyOrigin",       [CERT_PROP_PIN_POLICY] = "PinPolicy",
-        [CERT_PROP_TOUCH_POLICY] = "TouchPolicy",   [CERT_PROP_RENEWAL_STATE] = "RenewalState",
-        [CERT_PROP_RENEWAL_ORDER] = "RenewalOrder", [CERT_PROP_PORTAL_URL] = "PortalUrl",
-        [CERT_PROP_REJECT_REASON] = "RejectReason", [CERT_PROP_RENEWAL_REKEY] = "RenewalRekey",
+        [CERT_PROP_DAYS_LEFT] = "DaysLeft",
+        [CERT_PROP_STATUS] = "Status",
+        [CERT_PROP_KEY_ORIGIN] = "KeyOrigin",
+        [CERT_PROP_PIN_POLICY] = "PinPolicy",
+        [CERT_PROP_TOUCH_POLICY] = "TouchPolicy",
+        [CERT_PROP_RENEWAL_STATE] = "RenewalState",
+        [CERT_PROP_RENEWAL_ORDER] = "RenewalOrder",
+        [CERT_PROP_PORTAL_URL] = "PortalUrl",
+        [CERT_PROP_REJECT_REASON] = "RejectReason",
+        [CERT_PROP_RENEWAL_REKEY] = "RenewalRekey",
         [CERT_PROP_RENEWAL_VALIDITY_DAYS] = "RenewalValidityDays",
         [CERT_PROP_RENEWAL_CHECKED] = "RenewalChecked",
 };
@@ -373,6 +378,6 @@ int cert_bus_emit_expiry_warning(CertObject *c, uint32_t days_left, uint32_t thr
 }
 
 int cert_bus_emit_renewal_available(CertObject *c, const char *order, bool key_present) {
-        return sd_bus_emit_signal(c->token->bus, c->path, CERT_BUS_INTERFACE, "RenewalAvailable", "sb", order,
-                                  (int) key_present);
+        return sd_bus_emit_signal(c->token->bus, c->path, CERT_BUS_INTERFACE, "RenewalAvailable", "sb",
+                                  order, (int) key_present);
 }

@@ -19,9 +19,12 @@
 
 const char *token_state_to_string(TokenState s) {
         static const char *const names[_TOKEN_STATE_MAX] = {
-                [TOKEN_STATE_IDLE] = "idle",         [TOKEN_STATE_CHECKING] = "checking",
-                [TOKEN_STATE_EXPIRING] = "expiring", [TOKEN_STATE_EXPIRED] = "expired",
-                [TOKEN_STATE_FAILED] = "failed",     [TOKEN_STATE_LOCKED] = "locked",
+                [TOKEN_STATE_IDLE] = "idle",
+                [TOKEN_STATE_CHECKING] = "checking",
+                [TOKEN_STATE_EXPIRING] = "expiring",
+                [TOKEN_STATE_EXPIRED] = "expired",
+                [TOKEN_STATE_FAILED] = "failed",
+                [TOKEN_STATE_LOCKED] = "locked",
                 [TOKEN_STATE_RENEWAL_AVAILABLE] = "renewal-available",
         };
 
@@ -481,8 +484,8 @@ static bool cert_announce_renewal(CertObject *c) {
                 return false; /* announced at the next flush */
         (void) snprintf(field, sizeof field, "KEYRENEW_ORDER=%s", c->renewal_order);
         (void) log_fields(LOG_NOTICE, 0, LOG_FIELDS(field),
-                          "Token %s: renewal order %s for the certificate in slot %s (%s) is approved%s", t->key,
-                          c->renewal_order, c->slot_name, c->info->subject,
+                          "Token %s: renewal order %s for the certificate in slot %s (%s) is approved%s",
+                          t->key, c->renewal_order, c->slot_name, c->info->subject,
                           t->present ? "" : "; the key is not plugged in");
         r = cert_bus_emit_renewal_available(c, c->renewal_order, t->present);
         if (r < 0)

@@ -26,12 +26,12 @@ typedef struct Manager Manager;
 /* The token's State on the bus. The renewal itself will bring its own
  * states (awaiting-pin, renewing, renewed) with it. */
 typedef enum TokenState {
-        TOKEN_STATE_IDLE,     /* nothing to do */
-        TOKEN_STATE_CHECKING, /* being read */
-        TOKEN_STATE_EXPIRING, /* a certificate has crossed a warning threshold */
-        TOKEN_STATE_EXPIRED,  /* a certificate has expired */
-        TOKEN_STATE_FAILED,   /* the last read failed: LastError says why */
-        TOKEN_STATE_LOCKED,   /* the PIN is blocked */
+        TOKEN_STATE_IDLE,              /* nothing to do */
+        TOKEN_STATE_CHECKING,          /* being read */
+        TOKEN_STATE_EXPIRING,          /* a certificate has crossed a warning threshold */
+        TOKEN_STATE_EXPIRED,           /* a certificate has expired */
+        TOKEN_STATE_FAILED,            /* the last read failed: LastError says why */
+        TOKEN_STATE_LOCKED,            /* the PIN is blocked */
         TOKEN_STATE_RENEWAL_AVAILABLE, /* the portal approved a renewal of a certificate */
         _TOKEN_STATE_MAX,
 } TokenState;

@@ -277,7 +277,8 @@ static int load_with_cert(const char *dir, const char *extra) {
         read_fixture("ec-p256.der", &der, &len);
         hex = hex_encode(der, len);
         ASSERT_TRUE(hex);
-        ASSERT_TRUE(asprintf(&text, "keyrenew-token 1\nkey 1\ndriver piv\ncert 9a -1 %s\n%s", hex, extra) > 0);
+        ASSERT_TRUE(asprintf(&text, "keyrenew-token 1\nkey 1\ndriver piv\ncert 9a -1 %s\n%s", hex, extra) >
+                    0);
         return load_text(dir, text);
 }
 
@@ -301,7 +302,8 @@ static void test_bad_files(void) {
         ASSERT_EQ(load_text(dir, "keyrenew-token 1\nkey 1\ndriver piv\ncert 9a -1 300a\n"), -EBADMSG);
         ASSERT_EQ(load_text(dir, "keyrenew-token 1\nkey 1\ndriver piv\ncert 9a -1 \nlabel x\n"), -EBADMSG);
         /* What the portal said follows its certificate, in its own words. */
-        ASSERT_EQ(load_text(dir, "keyrenew-token 1\nkey 1\ndriver piv\nrenewal approved 1 365 1\n"), -EBADMSG);
+        ASSERT_EQ(load_text(dir, "keyrenew-token 1\nkey 1\ndriver piv\nrenewal approved 1 365 1\n"),
+                  -EBADMSG);
         ASSERT_EQ(load_with_cert(dir, "renewal approved 1 365 1\nrenewal-reason a\\\\b\\n\n"), 0);
         ASSERT_EQ(load_with_cert(dir, "renewal approved 2 365 1\n"), -EBADMSG);
         ASSERT_EQ(load_with_cert(dir, "renewal approved 1 365\n"), -EBADMSG);
@@ -333,33 +335,36 @@ static void test_renewal_round_trip(void) {
         add_fixture(t, 0x9a, "rsa2048.der", EXPIRY_LEVEL_NONE);
         add_fixture(t, 0x9c, "ec-p256.der", EXPIRY_LEVEL_NONE);
         add_fixture(t, 0x9d, "sm2.der", EXPIRY_LEVEL_NONE);
-        ASSERT_EQ(cert_object_set_renewal(t->certs[0],
-                                          &(CertRenewal){ .state = "rejected",
-                                                          .order = "R2026-000007",
-                                                          .page = "https://portal.example/orders/R2026-000007",
-                                                          .reject_reason = reason,
-                                                          .validity_days = 365 },
-                                          UINT64_C(1795749373000001)),
-                  1);
+        ASSERT_EQ(
+                cert_object_set_renewal(t->certs[0],
+                                        &(CertRenewal){ .state = "rejected",
+                                                        .order = "R2026-000007",
+                                                        .page = "https://portal.example/orders/R2026-000007",
+                                                        .reject_reason = reason,
+                                                        .validity_days = 365 },
+                                        UINT64_C(1795749373000001)),
+                1);
         /* The same again changes nothing shown. */
         t->certs[0]->dirty = 0;
-        ASSERT_EQ(cert_object_set_renewal(t->certs[0],
-                                          &(CertRenewal){ .state = "rejected",
-                                                          .order = "R2026-000007",
-                                                          .page = "https://portal.example/orders/R2026-000007",
-                                                          .reject_reason = reason,
-                                                          .validity_days = 365 },
-                                          UINT64_C(1795749373000001)),
-                  0);
+        ASSERT_EQ(
+                cert_object_set_renewal(t->certs[0],
+                                        &(CertRenewal){ .state = "rejected",
+                                                        .order = "R2026-000007",
+                                                        .page = "https://portal.example/orders/R2026-000007",
+                                                        .reject_reason = reason,
+                                                        .validity_days = 365 },
+                                        UINT64_C(1795749373000001)),
+                0);
         ASSERT_EQ(t->certs[0]->dirty, 0u);
-        ASSERT_EQ(cert_object_set_renewal(t->certs[1],
-                                          &(CertRenewal){ .state = "approved",
-                                                          .order = "R2026-000008",
-                                                          .page = "https://portal.example/orders/R2026-000008",
-                                                          .rekey = true,
-                                                          .validity_days = 730 },
-                                          UINT64_C(1795749373000002)),
-                  1);
+        ASSERT_EQ(
+                cert_object_set_renewal(t->certs[1],
+                                        &(CertRenewal){ .state = "approved",
+                                                        .order = "R2026-000008",
+                                                        .page = "https://portal.example/orders/R2026-000008",
+                                                        .rekey = true,
+                                                        .validity_days = 730 },
+                                        UINT64_C(1795749373000002)),
+                1);
         ASSERT_EQ(cert_object_set_announced_order(t->certs[1], "R2026-000008"), 0);
 
         ASSERT_EQ(token_store_save(dir, t), 0);
