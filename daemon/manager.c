@@ -716,6 +716,11 @@ static void manager_read_done(Manager *m, Reader *r, const TokenRead *read) {
 static void manager_read_failed(Manager *m, Reader *r, const TokenRead *read) {
         char message[256];
 
+        /* A key plugged in and known, even if not read to the end: ask
+         * about the certificates it is known to hold. */
+        if (r->inserted && r->token)
+                manager_portal_ask(m, r->token);
+        r->inserted = false;
         read_error_message(read->error, message, sizeof message);
         if (read->error == -EMEDIUMTYPE)
                 log_reader(r->name, NULL, "The card in %s is not one keyrenew reads (no PIV application)",
