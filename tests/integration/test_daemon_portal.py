@@ -222,6 +222,11 @@ def test_order_through_every_state(env):
     wait_for("checked again", lambda: env.manager()["PortalReachable"])
     time.sleep(0.3)
     assert sorted(renewal_signals(env)) == sorted([(orders["9a"], True), (orders["9d"], False)])
+    # PropertiesChanged only on a change: 9c went none -> awaiting-payment
+    # -> under-review -> rejected, however often the portal was asked.
+    states = [str(c["RenewalState"]) for c in (s[4][1] for s in env.watcher.find("PropertiesChanged", certs["9c"]))
+              if "RenewalState" in c]
+    assert states == ["awaiting-payment", "under-review", "rejected"]
     print(f"latency: insertion -> LastPortalCheck moved {check_latency:.0f} ms")
     assert d.stop() == 0, d.output()
 
