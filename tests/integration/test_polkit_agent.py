@@ -1,0 +1,201 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""daemon/polkit-check and daemon/agent-registry on a private system bus,
+through tests/tools/polkit-agent-probe, with python-dbusmock's polkitd
+template as polkit. A second user (nobody, 65534, through setpriv) checks
+that an agent is never found for another user. The probe comes from
+$KEYRENEW_BUILD_DIR/tests/tools/ (default: build/); build with
+-Db_sanitize=address,undefined so that a leak or a use after free fails
+the test (the probe must exit 0 after SIGTERM). Needs root for setpriv."""
+
+import os
+import pathlib
+import subprocess
+import time
+
+import dbus
+import dbus.lowlevel
+import pytest
+from keyrenew_testbed import wait_for
+
+TOP = pathlib.Path(__file__).resolve().parents[2]
+BUILD = pathlib.Path(os.environ.get("KEYRENEW_BUILD_DIR", TOP / "build"))
+PROBE = BUILD / "tests" / "tools" / "polkit-agent-probe"
+
+NAME = "org.keyrenew.Probe"
+PATH = "/org/keyrenew/Probe"
+IFACE = "org.keyrenew.Probe"
+POLKIT = "org.freedesktop.PolicyKit1"
+NOT_AUTHORIZED = "org.keyrenew.KeyRenew1.Error.NotAuthorized"
+RENEW_DENIED = ("You are not allowed to renew certificates on this computer: "
+                "org.keyrenew.renew was refused. Ask an administrator.")
+NOBODY = 65534
+
+
+class Bus:
+    """A private bus that any user may connect to (an abstract socket, no
+    file permissions in the way)."""
+
+    def __init__(self, tmp):
+        conf = tmp / "bus.conf"
+        conf.write_text(f"""<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>unix:abstract=keyrenew-polkit-test-{os.getpid()}-{time.monotonic_ns()}</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+    <allow own="*"/>
+  </policy>
+</busconfig>
+""")
+        self.proc = subprocess.Popen(
+            ["dbus-daemon", f"--config-file={conf}", "--print-address", "--nofork"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self.address = self.proc.stdout.readline().strip()
+        assert self.address.startswith("unix:"), self.address
+        self.env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=self.address)
+
+    def connect(self):
+        return dbus.bus.BusConnection(self.address)
+
+    def has_owner(self, name):
+        conn = self.connect()
+        try:
+            return bool(conn.name_has_owner(name))
+        finally:
+            conn.close()
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def bus(tmp_path):
+    b = Bus(tmp_path)
+    yield b
+    b.stop()
+
+
+@pytest.fixture
+def polkitd(bus, tmp_path):
+    log = tmp_path / "polkitd.log"
+    proc = subprocess.Popen(["/usr/bin/python3", "-m", "dbusmock", "--system", "--template", "polkitd",
+                             "-l", str(log)], env=bus.env, stdout=subprocess.DEVNULL)
+    wait_for("the mock polkitd", lambda: bus.has_owner(POLKIT))
+    conn = bus.connect()
+    mock = dbus.Interface(conn.get_object(POLKIT, "/org/freedesktop/PolicyKit1/Authority"),
+                          "org.freedesktop.DBus.Mock")
+    mock.log = log
+    yield mock
+    conn.close()
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture
+def probe(bus, tmp_path):
+    assert PROBE.exists(), f"{PROBE} missing: build it (ninja -C {BUILD})"
+    err = open(tmp_path / "probe.err", "w+")
+    proc = subprocess.Popen([PROBE], env=bus.env, stderr=err)
+    wait_for("the probe on the bus", lambda: bus.has_owner(NAME) or proc.poll() is not None)
+    assert proc.poll() is None, (tmp_path / "probe.err").read_text()
+    yield proc
+    # A clean exit after SIGTERM, with checks perhaps still pending: under
+    # ASan a leak or a use after free makes it non-zero.
+    proc.terminate()
+    status = proc.wait(timeout=30)
+    err.seek(0)
+    assert status == 0, err.read()
+
+
+def probe_iface(conn):
+    return dbus.Interface(conn.get_object(NAME, PATH), IFACE)
+
+
+def check(bus, action):
+    conn = bus.connect()
+    try:
+        probe_iface(conn).Check(action, timeout=30)
+    finally:
+        conn.close()
+
+
+def test_allowed(bus, polkitd, probe):
+    polkitd.SetAllowed(["org.keyrenew.renew"])
+    check(bus, "org.keyrenew.renew")
+    # The subject is the caller's unique name; no interaction asked for.
+    calls = [line for line in polkitd.log.read_text().splitlines() if "CheckAuthorization" in line]
+    assert len(calls) == 1
+    assert "system-bus-name" in calls[0] and "':1." in calls[0] and "org.keyrenew.renew" in calls[0]
+
+
+def test_denied(bus, polkitd, probe):
+    polkitd.SetAllowed(["org.keyrenew.manage"])
+    with pytest.raises(dbus.exceptions.DBusException) as e:
+        check(bus, "org.keyrenew.renew")
+    assert e.value.get_dbus_name() == NOT_AUTHORIZED
+    assert e.value.get_dbus_message() == RENEW_DENIED
+    check(bus, "org.keyrenew.manage")
+
+
+def test_no_polkit_is_never_allowed(bus, probe):
+    with pytest.raises(dbus.exceptions.DBusException) as e:
+        check(bus, "org.keyrenew.renew")
+    assert e.value.get_dbus_name() == NOT_AUTHORIZED
+    assert "Could not ask polkit whether org.keyrenew.renew is allowed" in e.value.get_dbus_message()
+
+
+def test_interactive_flag_passed_on(bus, polkitd, probe):
+    polkitd.SetAllowed(["org.keyrenew.renew"])
+    for interactive in ("yes", "no"):
+        subprocess.run(["busctl", f"--address={bus.address}", f"--allow-interactive-authorization={interactive}",
+                        "call", NAME, PATH, IFACE, "Check", "s", "org.keyrenew.renew"],
+                       check=True, stdout=subprocess.DEVNULL, timeout=30)
+    calls = [line for line in polkitd.log.read_text().splitlines() if "CheckAuthorization" in line]
+    assert len(calls) == 2
+    # dbusmock logs the arguments: ... "action" {details} flags "cancellation id"
+    assert calls[0].endswith('"org.keyrenew.renew" {} 1 ""'), calls[0]
+    assert calls[1].endswith('"org.keyrenew.renew" {} 0 ""'), calls[1]
+
+
+def pending(bus):
+    conn = bus.connect()
+    try:
+        return int(probe_iface(conn).Pending())
+    finally:
+        conn.close()
+
+
+def send_check(bus, action):
+    """Sends Check without waiting for the answer; returns the connection."""
+    conn = bus.connect()
+    msg = dbus.lowlevel.MethodCallMessage(NAME, PATH, IFACE, "Check")
+    msg.append(action, signature="s")
+    conn.send_message(msg)
+    conn.flush()
+    return conn
+
+
+def test_caller_gone_mid_check(bus, polkitd, probe):
+    polkitd.SetAllowed(["org.keyrenew.renew"])
+    polkitd.SimulateHang(True)
+    conn = send_check(bus, "org.keyrenew.renew")
+    wait_for("the check to reach polkit", lambda: polkitd.HaveHangingCalls())
+    conn.close()
+    polkitd.ReleaseHangingCalls()
+    wait_for("the answer to reach the probe", lambda: pending(bus) == 0)
+    polkitd.SimulateHang(False)
+    check(bus, "org.keyrenew.renew")
+    assert probe.poll() is None
+
+
+def test_shutdown_mid_check(bus, polkitd, probe):
+    # The fixture's SIGTERM finds the check pending: cancelled, no leak.
+    polkitd.SimulateHang(True)
+    conn = send_check(bus, "org.keyrenew.renew")
+    wait_for("the check to wait for polkit", lambda: pending(bus) == 1)
+    conn.close()
