@@ -199,3 +199,114 @@ def test_shutdown_mid_check(bus, polkitd, probe):
     conn = send_check(bus, "org.keyrenew.renew")
     wait_for("the check to wait for polkit", lambda: pending(bus) == 1)
     conn.close()
+
+
+# The agent registry. On this bus there is no logind, so no caller has a
+# session: the registry falls back to one agent per uid, and the uid rule
+# is what is checked here (sessions are covered by tests/unit/
+# test-agent-registry.c).
+
+AGENT_EXISTS = "org.keyrenew.KeyRenew1.Error.AgentExists"
+NO_AGENT = "org.keyrenew.KeyRenew1.Error.NoAgent"
+
+# Run as another user: registers an agent, says "ready", waits for a line,
+# asks FindAgent and prints what it got, waits for stdin to close.
+OTHER_USER_CLIENT = """
+import sys, dbus
+conn = dbus.bus.BusConnection(sys.argv[1])
+probe = dbus.Interface(conn.get_object("org.keyrenew.Probe", "/org/keyrenew/Probe"), "org.keyrenew.Probe")
+if sys.argv[2] == "register":
+    probe.RegisterAgent(dbus.ObjectPath("/nobody/agent"))
+print("ready " + conn.get_unique_name(), flush=True)
+sys.stdin.readline()
+try:
+    owner, path = probe.FindAgent()
+    print("found %s %s" % (owner, path), flush=True)
+except dbus.exceptions.DBusException as e:
+    print("error " + e.get_dbus_name(), flush=True)
+sys.stdin.read()
+"""
+
+
+class OtherUser:
+    def __init__(self, bus, register):
+        self.proc = subprocess.Popen(
+            ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
+             "/usr/bin/python3", "-c", OTHER_USER_CLIENT, bus.address, "register" if register else "find"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd="/")
+        line = self.proc.stdout.readline().split()
+        assert line[:1] == ["ready"], line
+        self.unique_name = line[1]
+
+    def find(self):
+        self.proc.stdin.write("\n")
+        self.proc.stdin.flush()
+        return self.proc.stdout.readline().split()
+
+    def close(self):
+        self.proc.stdin.close()
+        assert self.proc.wait(timeout=10) == 0
+
+
+def agent_count(bus):
+    conn = bus.connect()
+    try:
+        return int(probe_iface(conn).AgentCount())
+    finally:
+        conn.close()
+
+
+def test_agent_found_for_its_user_only(bus, probe):
+    tray = bus.connect()
+    probe_iface(tray).RegisterAgent(dbus.ObjectPath("/tray/agent"))
+    # Another program of the same user finds it.
+    ctl = bus.connect()
+    assert [str(x) for x in probe_iface(ctl).FindAgent()] == [tray.get_unique_name(), "/tray/agent"]
+    # A second agent for the same user (and, here, no session) is refused.
+    with pytest.raises(dbus.exceptions.DBusException) as e:
+        probe_iface(ctl).RegisterAgent(dbus.ObjectPath("/ctl/agent"))
+    assert e.value.get_dbus_name() == AGENT_EXISTS
+
+    # Another user never gets root's agent...
+    nobody = OtherUser(bus, register=False)
+    assert nobody.find() == ["error", NO_AGENT]
+    nobody.close()
+    # ...and gets their own, while root keeps theirs.
+    nobody = OtherUser(bus, register=True)
+    assert nobody.find() == ["found", nobody.unique_name, "/nobody/agent"]
+    assert [str(x) for x in probe_iface(ctl).FindAgent()] == [tray.get_unique_name(), "/tray/agent"]
+    assert agent_count(bus) == 2
+    # Leaving the bus unregisters.
+    nobody.close()
+    wait_for("nobody's agent to go", lambda: agent_count(bus) == 1)
+    ctl.close()
+    tray.close()
+
+
+def test_agent_gone_with_its_client(bus, probe):
+    tray = bus.connect()
+    probe_iface(tray).RegisterAgent(dbus.ObjectPath("/tray/agent"))
+    assert agent_count(bus) == 1
+    tray.close()
+    wait_for("the agent to go with its client", lambda: agent_count(bus) == 0)
+    # The user's next client may register.
+    tray = bus.connect()
+    probe_iface(tray).RegisterAgent(dbus.ObjectPath("/tray/agent"))
+    probe_iface(tray).UnregisterAgent(dbus.ObjectPath("/tray/agent"))
+    assert agent_count(bus) == 0
+    with pytest.raises(dbus.exceptions.DBusException):
+        probe_iface(tray).UnregisterAgent(dbus.ObjectPath("/tray/agent"))
+    tray.close()
+
+
+def test_agent_gone_before_watched(bus, probe):
+    # The client sends RegisterAgent and leaves at once: whichever of the
+    # watch or the owner check sees it, the agent does not stay.
+    for _ in range(20):
+        conn = bus.connect()
+        msg = dbus.lowlevel.MethodCallMessage(NAME, PATH, IFACE, "RegisterAgent")
+        msg.append(dbus.ObjectPath("/tray/agent"), signature="o")
+        conn.send_message(msg)
+        conn.flush()
+        conn.close()
+    wait_for("no agent left", lambda: agent_count(bus) == 0)
