@@ -180,72 +180,72 @@ int token_object_add_certificate(TokenObject *t, unsigned slot, const uint8_t *d
         return 0;
 }
 
-/* Sets *field to a copy of value (NULL for ""); true when it changed. */
-static int set_optional_string(char **field, const char *value, bool *changed) {
-        char *copy = NULL;
+/* Puts *value (NULL or "": none) in *field unless they are equal, taking
+ * it; true when it changed. Allocates nothing. */
+static bool take_string(char **field, char **value) {
+        char *v = *value && (*value)[0] ? *value : NULL;
 
-        if (value && !value[0])
-                value = NULL;
-        if ((!*field && !value) || (*field && value && strcmp(*field, value) == 0))
-                return 0;
-        if (value && !(copy = strdup(value)))
-                return -ENOMEM;
+        if ((!*field && !v) || (*field && v && strcmp(*field, v) == 0))
+                return false;
+        if (v)
+                *value = NULL;
         free(*field);
-        *field = copy;
-        *changed = true;
-        return 0;
+        *field = v;
+        return true;
 }
 
 int cert_object_set_renewal(CertObject *c, const CertRenewal *r, uint64_t checked_usec) {
         _cleanup_free_ char *state = NULL, *order = NULL, *page = NULL, *reason = NULL;
-        bool s = false, o = false, p = false, why = false;
-        int k;
+        bool changed = false;
 
-        /* Copies first, so that -ENOMEM changes nothing. */
-        state = strdup(r->state ? r->state : "none");
+        /* Every copy first, so that -ENOMEM changes nothing. */
+        state = strdup(r->state && r->state[0] ? r->state : "none");
         order = r->order ? strdup(r->order) : NULL;
         page = r->page ? strdup(r->page) : NULL;
         reason = r->reject_reason ? strdup(r->reject_reason) : NULL;
         if (!state || (r->order && !order) || (r->page && !page) || (r->reject_reason && !reason))
                 return -ENOMEM;
-        k = set_optional_string(&c->renewal_state, state, &s);
-        if (k >= 0)
-                k = set_optional_string(&c->renewal_order, order, &o);
-        if (k >= 0)
-                k = set_optional_string(&c->portal_url, page, &p);
-        if (k >= 0)
-                k = set_optional_string(&c->reject_reason, reason, &why);
-        if (k < 0)
-                return k;
-        if (s)
+        if (take_string(&c->renewal_state, &state)) {
                 cert_changed(c, CERT_PROP_RENEWAL_STATE);
-        if (o)
+                changed = true;
+        }
+        if (take_string(&c->renewal_order, &order)) {
                 cert_changed(c, CERT_PROP_RENEWAL_ORDER);
-        if (p)
+                changed = true;
+        }
+        if (take_string(&c->portal_url, &page)) {
                 cert_changed(c, CERT_PROP_PORTAL_URL);
-        if (why)
+                changed = true;
+        }
+        if (take_string(&c->reject_reason, &reason)) {
                 cert_changed(c, CERT_PROP_REJECT_REASON);
+                changed = true;
+        }
         if (c->renewal_rekey != r->rekey) {
                 c->renewal_rekey = r->rekey;
                 cert_changed(c, CERT_PROP_RENEWAL_REKEY);
+                changed = true;
         }
         if (c->renewal_validity_days != r->validity_days) {
                 c->renewal_validity_days = r->validity_days;
                 cert_changed(c, CERT_PROP_RENEWAL_VALIDITY_DAYS);
+                changed = true;
         }
+        /* When it was said is no change of the renewal itself. */
         if (c->renewal_checked_usec != checked_usec) {
                 c->renewal_checked_usec = checked_usec;
                 cert_changed(c, CERT_PROP_RENEWAL_CHECKED);
         }
-        return (c->dirty & (BIT(CERT_PROP_RENEWAL_STATE) | BIT(CERT_PROP_RENEWAL_ORDER) |
-                            BIT(CERT_PROP_PORTAL_URL) | BIT(CERT_PROP_REJECT_REASON) |
-                            BIT(CERT_PROP_RENEWAL_REKEY) | BIT(CERT_PROP_RENEWAL_VALIDITY_DAYS))) != 0;
+        return changed;
 }
 
 int cert_object_set_announced_order(CertObject *c, const char *order) {
-        bool changed = false;
+        _cleanup_free_ char *copy = NULL;
 
-        return set_optional_string(&c->announced_order, order, &changed);
+        if (order && !(copy = strdup(order)))
+                return -ENOMEM;
+        (void) take_string(&c->announced_order, &copy);
+        return 0;
 }
 
 static void token_set_string(TokenObject *t, char *field, size_t size, const char *value, TokenProperty p) {
