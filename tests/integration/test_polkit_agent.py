@@ -96,20 +96,35 @@ def polkitd(bus, tmp_path):
     proc.wait(timeout=10)
 
 
-@pytest.fixture
-def probe(bus, tmp_path):
+VALGRIND = ["valgrind", "-q", "--leak-check=full", "--show-leak-kinds=definite,indirect",
+            "--errors-for-leak-kinds=definite,indirect", "--error-exitcode=99"]
+
+
+def start_probe(bus, tmp_path, wrapper=()):
+    """The probe, on the bus; stop it with stop_probe()."""
     assert PROBE.exists(), f"{PROBE} missing: build it (ninja -C {BUILD})"
     err = open(tmp_path / "probe.err", "w+")
-    proc = subprocess.Popen([PROBE], env=bus.env, stderr=err)
-    wait_for("the probe on the bus", lambda: bus.has_owner(NAME) or proc.poll() is not None)
+    proc = subprocess.Popen([*wrapper, PROBE], env=bus.env, stderr=err)
+    proc.err = err
+    wait_for("the probe on the bus", lambda: bus.has_owner(NAME) or proc.poll() is not None, timeout=60)
     assert proc.poll() is None, (tmp_path / "probe.err").read_text()
-    yield proc
+    return proc
+
+
+def stop_probe(proc):
     # A clean exit after SIGTERM, with checks perhaps still pending: under
-    # ASan a leak or a use after free makes it non-zero.
+    # ASan or valgrind a leak or a use after free makes it non-zero.
     proc.terminate()
-    status = proc.wait(timeout=30)
-    err.seek(0)
-    assert status == 0, err.read()
+    status = proc.wait(timeout=60)
+    proc.err.seek(0)
+    assert status == 0, proc.err.read()
+
+
+@pytest.fixture
+def probe(bus, tmp_path):
+    proc = start_probe(bus, tmp_path)
+    yield proc
+    stop_probe(proc)
 
 
 def probe_iface(conn):
@@ -310,3 +325,30 @@ def test_agent_gone_before_watched(bus, probe):
         conn.flush()
         conn.close()
     wait_for("no agent left", lambda: agent_count(bus) == 0)
+
+
+def test_valgrind_clean(bus, polkitd, tmp_path):
+    """A life under valgrind (in a build without sanitizers): allowed,
+    denied, a caller gone mid-check, agents registered, found and gone,
+    and SIGTERM while a check waits for polkit."""
+    proc = start_probe(bus, tmp_path, wrapper=VALGRIND)
+    polkitd.SetAllowed(["org.keyrenew.renew"])
+    check(bus, "org.keyrenew.renew")
+    with pytest.raises(dbus.exceptions.DBusException):
+        check(bus, "org.keyrenew.manage")
+    polkitd.SimulateHang(True)
+    send_check(bus, "org.keyrenew.renew").close()
+    wait_for("the check to reach polkit", lambda: polkitd.HaveHangingCalls())
+    polkitd.ReleaseHangingCalls()
+    wait_for("the answer to reach the probe", lambda: pending(bus) == 0, timeout=30)
+    tray = bus.connect()
+    probe_iface(tray).RegisterAgent(dbus.ObjectPath("/tray/agent"))
+    ctl = bus.connect()
+    assert str(probe_iface(ctl).FindAgent()[1]) == "/tray/agent"
+    tray.close()
+    wait_for("the agent to go with its client", lambda: agent_count(bus) == 0, timeout=30)
+    probe_iface(ctl).RegisterAgent(dbus.ObjectPath("/ctl/agent"))
+    send_check(bus, "org.keyrenew.renew").close()
+    wait_for("a check waiting for polkit", lambda: pending(bus) == 1, timeout=30)
+    stop_probe(proc)
+    ctl.close()
