@@ -215,12 +215,16 @@ int agent_caller_identity(sd_bus_message *method_call, uid_t *ret_uid, char **re
         int r;
 
         /* The effective uid is what the bus driver saw on the socket; the
-         * session is looked up (augmented) from the caller's cgroup. */
+         * session is looked up (augmented) from the caller's cgroup, which
+         * is racy but only ever chooses among agents of that uid. */
         r = sd_bus_query_sender_creds(method_call, SD_BUS_CREDS_EUID | SD_BUS_CREDS_SESSION | SD_BUS_CREDS_AUGMENT,
                                       &creds);
         if (r < 0)
                 return r;
-        r = sd_bus_creds_get_euid(creds, &uid);
+        if (sd_bus_creds_get_augmented_mask(creds) & SD_BUS_CREDS_EUID)
+                r = -EPERM; /* a uid read from /proc is no proof */
+        else
+                r = sd_bus_creds_get_euid(creds, &uid);
         if (r >= 0 && sd_bus_creds_get_session(creds, &session) >= 0 && session) {
                 copy = strdup(session);
                 if (!copy)

@@ -65,7 +65,7 @@ unsigned agent_registry_count(const AgentRegistry *reg);
 /* The sender of method_call as the bus driver vouches for it: its
  * effective uid and, where logind knows it, its session (*ret_session
  * NULL otherwise; free it). Returns 0 or a negative errno (-ENODATA when
- * the bus gives no uid). */
+ * the bus gives no uid, -EPERM when the uid could only be read from /proc). */
 int agent_caller_identity(sd_bus_message *method_call, uid_t *ret_uid, char **ret_session);
 
 /* agent_caller_identity() then agent_registry_find(): the agent to ask for
