@@ -142,6 +142,18 @@ static void test_polkit_errors(void) {
         ASSERT_STREQ(polkit_result_to_string(POLKIT_RESULT_CHALLENGE), "challenge");
 }
 
+static void never_called(PolkitCheck *check, PolkitResult result, int error, void *userdata) {
+        abort();
+}
+
+static void test_polkit_start_refuses_missing_arguments(void) {
+        PolkitCheck *check = NULL;
+
+        ASSERT_EQ(polkit_check_start(NULL, NULL, POLKIT_ACTION_RENEW, never_called, NULL, &check), -EINVAL);
+        ASSERT_TRUE(!check);
+        ASSERT_TRUE(!polkit_check_cancel(NULL));
+}
+
 int main(void) {
         test_one_agent_per_session();
         test_never_another_users_agent();
@@ -149,5 +161,6 @@ int main(void) {
         test_unregister_and_forget();
         test_invalid();
         test_polkit_errors();
+        test_polkit_start_refuses_missing_arguments();
         return 0;
 }
