@@ -96,13 +96,13 @@ static int agent_entry_watch(AgentEntry *e, sd_bus *bus) {
         r = sd_bus_add_match_async(bus, &e->name_watch, match, on_name_owner_changed, NULL, e);
         if (r < 0)
                 return r;
-        return sd_bus_call_method_async(bus, &e->owner_check, "org.freedesktop.DBus", "/org/freedesktop/DBus",
-                                        "org.freedesktop.DBus", "GetNameOwner", on_owner_checked, e, "s",
-                                        e->agent.owner);
+        return sd_bus_call_method_async(bus, &e->owner_check, "org.freedesktop.DBus",
+                                        "/org/freedesktop/DBus", "org.freedesktop.DBus", "GetNameOwner",
+                                        on_owner_checked, e, "s", e->agent.owner);
 }
 
-static int agent_entry_new(AgentRegistry *reg, const char *owner, const char *path, const char *session, uid_t uid,
-                           AgentEntry **ret) {
+static int agent_entry_new(AgentRegistry *reg, const char *owner, const char *path, const char *session,
+                           uid_t uid, AgentEntry **ret) {
         AgentEntry *e;
 
         e = calloc(1, sizeof(*e));
@@ -217,8 +217,8 @@ int agent_caller_identity(sd_bus_message *method_call, uid_t *ret_uid, char **re
         /* The effective uid is what the bus driver saw on the socket; the
          * session is looked up (augmented) from the caller's cgroup, which
          * is racy but only ever chooses among agents of that uid. */
-        r = sd_bus_query_sender_creds(method_call, SD_BUS_CREDS_EUID | SD_BUS_CREDS_SESSION | SD_BUS_CREDS_AUGMENT,
-                                      &creds);
+        r = sd_bus_query_sender_creds(
+                method_call, SD_BUS_CREDS_EUID | SD_BUS_CREDS_SESSION | SD_BUS_CREDS_AUGMENT, &creds);
         if (r < 0)
                 return r;
         if (sd_bus_creds_get_augmented_mask(creds) & SD_BUS_CREDS_EUID)
@@ -238,7 +238,8 @@ int agent_caller_identity(sd_bus_message *method_call, uid_t *ret_uid, char **re
         return 0;
 }
 
-int agent_registry_find_for_message(const AgentRegistry *reg, sd_bus_message *method_call, const Agent **ret) {
+int agent_registry_find_for_message(const AgentRegistry *reg, sd_bus_message *method_call,
+                                    const Agent **ret) {
         _cleanup_free_ char *session = NULL;
         const Agent *a;
         uid_t uid;

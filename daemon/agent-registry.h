@@ -71,4 +71,5 @@ int agent_caller_identity(sd_bus_message *method_call, uid_t *ret_uid, char **re
 /* agent_caller_identity() then agent_registry_find(): the agent to ask for
  * the caller of method_call. Returns 0 with *ret set, -ENOENT when the
  * caller's user has no agent, or the error of agent_caller_identity(). */
-int agent_registry_find_for_message(const AgentRegistry *reg, sd_bus_message *method_call, const Agent **ret);
+int agent_registry_find_for_message(const AgentRegistry *reg, sd_bus_message *method_call,
+                                    const Agent **ret);

@@ -36,7 +36,9 @@ static int read_authorization_result(sd_bus_message *reply, PolkitResult *ret) {
         r = sd_bus_message_read(reply, "bb", &authorized, &challenge);
         if (r < 0)
                 return r;
-        *ret = authorized ? POLKIT_RESULT_ALLOWED : challenge ? POLKIT_RESULT_CHALLENGE : POLKIT_RESULT_DENIED;
+        *ret = authorized  ? POLKIT_RESULT_ALLOWED
+               : challenge ? POLKIT_RESULT_CHALLENGE
+                           : POLKIT_RESULT_DENIED;
         return 0;
 }
 
@@ -69,8 +71,8 @@ static int new_check_call(sd_bus *bus, const char *sender, const char *action, i
                                            "org.freedesktop.PolicyKit1.Authority", "CheckAuthorization");
         if (r < 0)
                 return r;
-        r = sd_bus_message_append(call, "(sa{sv})sa{ss}us", "system-bus-name", 1, "name", "s", sender, action, 0,
-                                  interactive ? POLKIT_FLAG_ALLOW_USER_INTERACTION : 0u, "");
+        r = sd_bus_message_append(call, "(sa{sv})sa{ss}us", "system-bus-name", 1, "name", "s", sender,
+                                  action, 0, interactive ? POLKIT_FLAG_ALLOW_USER_INTERACTION : 0u, "");
         if (r < 0)
                 return r;
         /* polkit may show a dialog on our behalf only if the caller allowed it. */
@@ -103,7 +105,8 @@ int polkit_check_start(sd_bus *bus, sd_bus_message *method_call, const char *act
                 return -ENOMEM;
         c->cb = cb;
         c->userdata = userdata;
-        r = sd_bus_call_async(bus, &c->slot, call, on_reply, c, interactive ? POLKIT_INTERACTIVE_TIMEOUT_USEC : 0);
+        r = sd_bus_call_async(bus, &c->slot, call, on_reply, c,
+                              interactive ? POLKIT_INTERACTIVE_TIMEOUT_USEC : 0);
         if (r < 0)
                 return r;
         *ret = TAKE_PTR(c);
@@ -118,15 +121,17 @@ PolkitCheck *polkit_check_cancel(PolkitCheck *check) {
 
 static const char *denied_text(const char *action) {
         if (strcmp(action, POLKIT_ACTION_RENEW) == 0)
-                return _("You are not allowed to renew certificates on this computer: org.keyrenew.renew was "
-                         "refused. Ask an administrator.");
+                return _(
+                        "You are not allowed to renew certificates on this computer: org.keyrenew.renew was "
+                        "refused. Ask an administrator.");
         if (strcmp(action, POLKIT_ACTION_MANAGE) == 0)
                 return _("You are not allowed to manage keyrenew on this computer: org.keyrenew.manage was "
                          "refused. Ask an administrator.");
         return NULL;
 }
 
-int polkit_check_result_to_bus_error(PolkitResult result, int error, const char *action, sd_bus_error *ret_error) {
+int polkit_check_result_to_bus_error(PolkitResult result, int error, const char *action,
+                                     sd_bus_error *ret_error) {
         const char *text;
         int r;
 

@@ -54,6 +54,7 @@ PolkitCheck *polkit_check_cancel(PolkitCheck *check);
  * to BUS_ERROR_NOT_AUTHORIZED with a translated text naming action and
  * returns the negative errno sd-bus hands back (-EACCES); returns 0 and
  * leaves ret_error alone when allowed. */
-int polkit_check_result_to_bus_error(PolkitResult result, int error, const char *action, sd_bus_error *ret_error);
+int polkit_check_result_to_bus_error(PolkitResult result, int error, const char *action,
+                                     sd_bus_error *ret_error);
 
 const char *polkit_result_to_string(PolkitResult result);

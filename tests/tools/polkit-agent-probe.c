@@ -147,8 +147,8 @@ static const sd_bus_vtable probe_vtable[] = {
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Pending", SD_BUS_NO_ARGS, SD_BUS_RESULT("u", n), method_pending,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
-        SD_BUS_METHOD_WITH_ARGS("RegisterAgent", SD_BUS_ARGS("o", path), SD_BUS_NO_RESULT, method_register_agent,
-                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("RegisterAgent", SD_BUS_ARGS("o", path), SD_BUS_NO_RESULT,
+                                method_register_agent, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("UnregisterAgent", SD_BUS_ARGS("o", path), SD_BUS_NO_RESULT,
                                 method_unregister_agent, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("FindAgent", SD_BUS_NO_ARGS, SD_BUS_RESULT("s", owner, "o", path),
@@ -181,7 +181,8 @@ static int run(Probe *probe) {
         if (r >= 0)
                 r = agent_registry_new(probe->bus, &probe->agents);
         if (r >= 0)
-                r = sd_bus_add_object_vtable(probe->bus, &slot, PROBE_PATH, PROBE_INTERFACE, probe_vtable, probe);
+                r = sd_bus_add_object_vtable(probe->bus, &slot, PROBE_PATH, PROBE_INTERFACE, probe_vtable,
+                                             probe);
         if (r >= 0)
                 r = sd_bus_request_name(probe->bus, PROBE_NAME, 0);
         if (r >= 0)

@@ -112,10 +112,12 @@ static void test_invalid(void) {
 static void test_polkit_errors(void) {
         sd_bus_error error = SD_BUS_ERROR_NULL;
 
-        ASSERT_EQ(polkit_check_result_to_bus_error(POLKIT_RESULT_ALLOWED, 0, POLKIT_ACTION_RENEW, &error), 0);
+        ASSERT_EQ(polkit_check_result_to_bus_error(POLKIT_RESULT_ALLOWED, 0, POLKIT_ACTION_RENEW, &error),
+                  0);
         ASSERT_TRUE(!sd_bus_error_is_set(&error));
 
-        ASSERT_EQ(polkit_check_result_to_bus_error(POLKIT_RESULT_DENIED, 0, POLKIT_ACTION_RENEW, &error), -EACCES);
+        ASSERT_EQ(polkit_check_result_to_bus_error(POLKIT_RESULT_DENIED, 0, POLKIT_ACTION_RENEW, &error),
+                  -EACCES);
         ASSERT_STREQ(error.name, BUS_ERROR_NOT_AUTHORIZED);
         ASSERT_STREQ(error.message, "You are not allowed to renew certificates on this computer: "
                                     "org.keyrenew.renew was refused. Ask an administrator.");
@@ -128,14 +130,16 @@ static void test_polkit_errors(void) {
         sd_bus_error_free(&error);
 
         /* polkit unreachable: refused, saying why. */
-        ASSERT_EQ(polkit_check_result_to_bus_error(POLKIT_RESULT_ERROR, -EHOSTDOWN, POLKIT_ACTION_RENEW, &error),
+        ASSERT_EQ(polkit_check_result_to_bus_error(POLKIT_RESULT_ERROR, -EHOSTDOWN, POLKIT_ACTION_RENEW,
+                                                   &error),
                   -EACCES);
         ASSERT_STREQ(error.name, BUS_ERROR_NOT_AUTHORIZED);
         ASSERT_TRUE(strstr(error.message, "Could not ask polkit whether org.keyrenew.renew is allowed"));
         ASSERT_TRUE(strstr(error.message, strerror(EHOSTDOWN)));
         sd_bus_error_free(&error);
 
-        ASSERT_EQ(polkit_check_result_to_bus_error(POLKIT_RESULT_DENIED, 0, "org.example.other", &error), -EACCES);
+        ASSERT_EQ(polkit_check_result_to_bus_error(POLKIT_RESULT_DENIED, 0, "org.example.other", &error),
+                  -EACCES);
         ASSERT_TRUE(strstr(error.message, "org.example.other was refused"));
         sd_bus_error_free(&error);
 
