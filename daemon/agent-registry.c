@@ -19,6 +19,8 @@ struct AgentRegistry {
         sd_bus *bus;
         AgentEntry **entries;
         unsigned n_entries;
+        agent_removed_cb removed_cb;
+        void *removed_userdata;
 };
 
 static int streq_null(const char *a, const char *b) {
@@ -152,10 +154,19 @@ int agent_registry_register(AgentRegistry *reg, const char *owner, const char *p
         return 0;
 }
 
+void agent_registry_set_removed_callback(AgentRegistry *reg, agent_removed_cb cb, void *userdata) {
+        reg->removed_cb = cb;
+        reg->removed_userdata = userdata;
+}
+
 static void remove_at(AgentRegistry *reg, unsigned i) {
-        agent_entry_free(reg->entries[i]);
+        AgentEntry *e = reg->entries[i];
+
         memmove(reg->entries + i, reg->entries + i + 1, (reg->n_entries - i - 1) * sizeof(*reg->entries));
         reg->n_entries--;
+        if (reg->removed_cb)
+                reg->removed_cb(reg, &e->agent, reg->removed_userdata);
+        agent_entry_free(e);
 }
 
 int agent_registry_unregister(AgentRegistry *reg, const char *owner, const char *path) {

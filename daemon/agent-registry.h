@@ -38,9 +38,16 @@ typedef struct Agent {
         uid_t uid;
 } Agent;
 
+/* Called for each agent removed while the registry lives (unregistered,
+ * or its owner left the bus), already out of the registry and freed when
+ * this returns: e.g. to fail a PIN request waiting for it. It must not
+ * change the registry. */
+typedef void (*agent_removed_cb)(AgentRegistry *reg, const Agent *agent, void *userdata);
+
 /* bus may be NULL: then owners leaving are not noticed (unit tests). */
 int agent_registry_new(sd_bus *bus, AgentRegistry **ret);
 AgentRegistry *agent_registry_free(AgentRegistry *reg);
+void agent_registry_set_removed_callback(AgentRegistry *reg, agent_removed_cb cb, void *userdata);
 
 /* Returns 0 when registered (or the same registration again), -EINVAL for
  * an invalid owner or object path, -EEXIST when (uid, session) already has

@@ -98,6 +98,35 @@ static void test_unregister_and_forget(void) {
         agent_registry_free(reg);
 }
 
+static void count_removed(AgentRegistry *reg, const Agent *agent, void *userdata) {
+        unsigned *removed = userdata;
+
+        /* Already out of the registry, still readable. */
+        ASSERT_TRUE(agent_registry_find(reg, agent->uid, agent->session) != agent);
+        ASSERT_TRUE(agent->owner[0] == ':');
+        (*removed)++;
+}
+
+static void test_removed_callback(void) {
+        AgentRegistry *reg = new_registry();
+        unsigned removed = 0;
+
+        agent_registry_set_removed_callback(reg, count_removed, &removed);
+        ASSERT_EQ(agent_registry_register(reg, ":1.10", "/a", "3", ALICE), 0);
+        ASSERT_EQ(agent_registry_register(reg, ":1.10", "/b", "4", ALICE), 0);
+        ASSERT_EQ(agent_registry_register(reg, ":1.20", "/a", "5", BOB), 0);
+        ASSERT_EQ(agent_registry_unregister(reg, ":1.20", "/a"), 0);
+        ASSERT_EQ(removed, 1);
+        ASSERT_EQ(agent_registry_unregister(reg, ":1.20", "/a"), -ENOENT);
+        ASSERT_EQ(removed, 1);
+        ASSERT_EQ(agent_registry_forget_owner(reg, ":1.10"), 2);
+        ASSERT_EQ(removed, 3);
+        /* Freeing the registry is no removal to announce. */
+        ASSERT_EQ(agent_registry_register(reg, ":1.30", "/a", "3", ALICE), 0);
+        agent_registry_free(reg);
+        ASSERT_EQ(removed, 3);
+}
+
 static void test_invalid(void) {
         AgentRegistry *reg = new_registry();
 
@@ -163,6 +192,7 @@ int main(void) {
         test_never_another_users_agent();
         test_unknown_sessions();
         test_unregister_and_forget();
+        test_removed_callback();
         test_invalid();
         test_polkit_errors();
         test_polkit_start_refuses_missing_arguments();
