@@ -141,21 +141,21 @@ def show_certificates(bus, token_path):
 
 
 def show_portal_state(bus, certs):
-    """Asks keyrenewd to check now (Refresh) and waits for the approval."""
+    """Waits for the check keyrenewd makes when a key is plugged in."""
     path, _ = certs[0]
-    bus.get_object(BUS_NAME, ROOT).Refresh(dbus_interface=f"{IFACE}.Manager", timeout=60)
 
     def approved():
         c = props(bus, path, "Certificate")
         return c if c.get("RenewalState") == "approved" else None
     try:
-        c = wait_for("the approval on the bus", approved, timeout=90)
+        c = wait_for("the approval on the bus", approved, timeout=30)
     except AssertionError:
         c = props(bus, path, "Certificate")
-        say(f"    keyrenewd shows renewal state \"{c.get('RenewalState', 'unknown')}\": it does not")
-        say("    read the portal's answer onto the bus yet (the portal client is being wired in).")
-        return
-    say(f"    keyrenewd asked the portal: renewal {c['RenewalState']} (order {c['RenewalOrder']})")
+        say(f"    keyrenewd shows renewal state \"{c.get('RenewalState', 'unknown')}\" and portal state "
+            f"\"{props(bus, ROOT, 'Manager').get('PortalState')}\": the approval did not arrive.")
+        raise
+    say(f"    keyrenewd asked the portal: renewal {c['RenewalState']} (order {c['RenewalOrder']}); "
+        f"the key's state is now \"{props(bus, c['Token'], 'Token')['State']}\"")
     say(f"    order page: {c['PortalUrl']}")
 
 
@@ -200,6 +200,9 @@ def main():
              "--subject", "/CN=Demo User/O=Example Ltd", "--ca-cert", portal.ca["ec"],
              "--ca-key", portal.dir / "ca-ec.key", "--days", args.days, "--out", cert_pem])
 
+        step("On the portal: the user orders a renewal and pays; the CA approves it")
+        order = portal.order(cert_pem)
+        say(f"    order {order}: {portal.admin('order', 'pay', order).stdout.split()[-1]}")
         step("Plugging the key in")
         t0 = time.monotonic()
         bed.insert(card, 0)
@@ -210,9 +213,6 @@ def main():
             f"state: {token['State']}")
         certs = show_certificates(bus, token_path)
 
-        step("On the portal: the user orders a renewal and pays; the CA approves it")
-        order = portal.order(cert_pem)
-        say(f"    order {order}: {portal.admin('order', 'pay', order).stdout.split()[-1]}")
         show_portal_state(bus, certs)
 
         step("Updating the key")

@@ -30,10 +30,13 @@ def test_demo_tells_the_story_and_cleans_up():
     out = p.stdout
     assert p.returncode == 0, out + p.stderr
     assert re.search(r'keyrenewd found key 20261127 in "Demo Reader A 00 00" after \d+ ms; '
-                     r"PIN tries left: 3; state: expiring", out), out
+                     r"PIN tries left: 3; state: (expiring|renewal-available)", out), out
     assert re.search(r"slot 9a: .*CN=Demo User", out), out
     assert re.search(r"ec 256, signing; ends .*: [56] days left \(expiring\)", out), out
     assert re.search(r"order R\d{4}-\d{6}: approved", out), out
+    assert re.search(r"keyrenewd asked the portal: renewal approved \(order R\d{4}-\d{6}\); "
+                     r"the key.s state is now \"renewal-available\"", out), out
+    assert re.search(r"order page: https://127\.0\.0\.1:\d+/orders/R\d{4}-\d{6}", out), out
     assert "Not built yet: the renewal itself" in out, out
     kept = re.search(r"kept in (\S+)", out)
     assert kept, out
