@@ -11,6 +11,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -238,6 +239,50 @@ def test_fault_injection_with_retry_after(portal):
         portal.admin("fault", "clear")
     code, _, _ = portal.status(cert_id)
     assert code == 200
+
+
+def test_fault_injection_500_broken_bodies_and_delay(portal):
+    _, _, cert_id = portal.customer()
+    try:
+        portal.admin("fault", "set", "--status", "500", "--count", "1")
+        code, hdrs, body = portal.status(cert_id)
+        assert code == 500
+        assert "retry-after" not in hdrs
+        assert json.loads(body)["error"] == "internal"
+        assert portal.status(cert_id)[0] == 200
+
+        portal.admin("fault", "set", "--body", "garbage", "--count", "1")
+        code, _, body = portal.status(cert_id)
+        assert code == 200
+        with pytest.raises(ValueError):
+            json.loads(body)
+        assert portal.status_json(cert_id)["certificates"]
+
+        # Twice a client's 1 MiB cap, JSON up to the cap.
+        portal.admin("fault", "set", "--body", "oversized")
+        code, _, body = portal.status(cert_id)
+        assert code == 200
+        assert len(body) == 2 * 1024 * 1024
+        assert json.loads(body)["certificates"] == []
+
+        # Late but right; the fault's other parts are gone with set.
+        portal.admin("fault", "set", "--delay-ms", "700", "--count", "1")
+        t0 = time.monotonic()
+        doc = portal.status_json(cert_id)
+        assert 0.7 <= time.monotonic() - t0 < 5
+        assert doc["certificates"][0]["cert"] == cert_id
+        t0 = time.monotonic()
+        portal.status_json(cert_id)
+        assert time.monotonic() - t0 < 0.5
+    finally:
+        portal.admin("fault", "clear")
+    assert portal.status(cert_id)[0] == 200
+    for bad in (["--status", "404"], ["--body", "empty"], ["--delay-ms", "0"], ["--delay-ms", "60001"],
+                ["--status", "500", "--body", "garbage"], ["--status", "500", "--retry-after", "5"],
+                ["--body", "garbage", "--retry-after", "5"], ["--count", "2"], []):
+        r = portal.admin("fault", "set", *bad, check=False)
+        assert r.returncode == 2, (bad, r.stderr)
+        assert r.stderr.strip(), bad
 
 
 def test_poll_interval_setting(portal):

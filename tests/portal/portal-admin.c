@@ -44,8 +44,11 @@ static const char usage[] =
         "                              under-review -> rejected (UTF-8, up to 1024 characters)\n"
         "  order show ID [--json]\n"
         "  order list [--json]\n"
-        "  fault set --status 429|503 [--retry-after SECONDS] [--count N]\n"
-        "                              answer status requests with this error (N times)\n"
+        "  fault set [--status 429|500|503 [--retry-after SECONDS]] [--body garbage|oversized]\n"
+        "            [--delay-ms N] [--count N]\n"
+        "                              answer status requests with this error, a broken\n"
+        "                              200 body or N ms late (N times); --status and --body\n"
+        "                              exclude each other\n"
         "  fault clear\n"
         "  poll-interval SECONDS       the poll_interval of status answers (60..604800)\n";
 
@@ -637,15 +640,18 @@ static int cmd_fault(int argc, char **argv) {
                 { "status", required_argument, NULL, 's' },
                 { "retry-after", required_argument, NULL, 'r' },
                 { "count", required_argument, NULL, 'c' },
+                { "body", required_argument, NULL, 'b' },
+                { "delay-ms", required_argument, NULL, 'd' },
                 {},
         };
-        static const char *const names[] = { "fault_status", "fault_retry_after", "fault_count" };
-        long status = 0, retry_after = -1, count = -1;
+        static const char *const names[] = { "fault_status", "fault_retry_after", "fault_count", "fault_body",
+                                             "fault_delay_ms" };
+        long status = 0, retry_after = -1, count = -1, body = FAULT_BODY_NONE, delay_ms = 0;
         const char *verb = argc > 1 ? argv[1] : "";
         int c;
 
         if (strcmp(verb, "clear") == 0)
-                return argc == 2 ? set_settings(names, (const long long[]){ 0, -1, -1 }, 3)
+                return argc == 2 ? set_settings(names, (const long long[]){ 0, -1, -1, 0, 0 }, 5)
                                  : fail(EXIT_USAGE, "fault clear takes no argument");
         if (strcmp(verb, "set") != 0)
                 return fail(EXIT_USAGE, "fault needs set or clear");
@@ -655,8 +661,9 @@ static int cmd_fault(int argc, char **argv) {
         while ((c = getopt_long(argc, argv, "", options, NULL)) >= 0)
                 switch (c) {
                 case 's':
-                        if (parse_int(optarg, 429, 503, &status) < 0 || (status != 429 && status != 503))
-                                return fail(EXIT_USAGE, "--status must be 429 or 503, not '%s'", optarg);
+                        if (parse_int(optarg, 429, 503, &status) < 0 ||
+                            (status != 429 && status != 500 && status != 503))
+                                return fail(EXIT_USAGE, "--status must be 429, 500 or 503, not '%s'", optarg);
                         break;
                 case 'r':
                         if (parse_int(optarg, 0, INT_MAX, &retry_after) < 0)
@@ -667,12 +674,32 @@ static int cmd_fault(int argc, char **argv) {
                                 return fail(EXIT_USAGE, "--count must be a positive number, not '%s'",
                                             optarg);
                         break;
+                case 'b':
+                        if (strcmp(optarg, "garbage") == 0)
+                                body = FAULT_BODY_GARBAGE;
+                        else if (strcmp(optarg, "oversized") == 0)
+                                body = FAULT_BODY_OVERSIZED;
+                        else
+                                return fail(EXIT_USAGE, "--body must be garbage or oversized, not '%s'",
+                                            optarg);
+                        break;
+                case 'd':
+                        if (parse_int(optarg, 1, 60000, &delay_ms) < 0)
+                                return fail(EXIT_USAGE, "--delay-ms must be 1..60000 milliseconds, not '%s'",
+                                            optarg);
+                        break;
                 default:
                         return fail(EXIT_USAGE, "fault set: unknown option; see --help");
                 }
-        if (status == 0 || optind != argc)
-                return fail(EXIT_USAGE, "fault set needs --status 429|503 and no other argument");
-        return set_settings(names, (const long long[]){ status, retry_after, count }, 3);
+        if (optind != argc || (status == 0 && body == FAULT_BODY_NONE && delay_ms == 0))
+                return fail(EXIT_USAGE,
+                            "fault set needs --status 429|500|503, --body garbage|oversized or --delay-ms N, "
+                            "and no other argument");
+        if (status != 0 && body != FAULT_BODY_NONE)
+                return fail(EXIT_USAGE, "--status and --body exclude each other: --body is a 200 answer");
+        if (retry_after >= 0 && status != 429 && status != 503)
+                return fail(EXIT_USAGE, "--retry-after goes with --status 429 or 503 only");
+        return set_settings(names, (const long long[]){ status, retry_after, count, body, delay_ms }, 5);
 }
 
 static int cmd_poll_interval(int argc, char **argv) {

@@ -100,24 +100,44 @@ static enum MHD_Result respond_json_error(struct MHD_Connection *c, const Reques
         return respond(c, req, status, "application/json", s, strlen(s), headers);
 }
 
-/* The fault a test asked for with 'keyrenew-portal-admin fault set':
- * 429 or 503 with Retry-After, for a number of answers or until cleared. */
-static int take_fault(Portal *p, long long *ret_status, long long *ret_retry_after) {
-        long long status, retry_after, count;
+/* The fault a test asked for with 'keyrenew-portal-admin fault set'. */
+typedef struct Fault {
+        long long status;      /* 429, 500 or 503; 0: none */
+        long long retry_after; /* -1: no Retry-After */
+        long long body;        /* FAULT_BODY_* in a 200 answer */
+        long long delay_ms;    /* answer this late */
+} Fault;
+
+static bool fault_set(const Fault *f) {
+        return f->status != 0 || f->body != FAULT_BODY_NONE || f->delay_ms > 0;
+}
+
+/* Reads the fault, for a number of answers (then cleared) or until cleared. */
+static int take_fault(Portal *p, Fault *ret) {
+        Fault f;
+        long long count;
         int r;
 
-        r = db_setting_get(p->db, "fault_status", 0, &status);
+        r = db_setting_get(p->db, "fault_status", 0, &f.status);
         if (r >= 0)
-                r = db_setting_get(p->db, "fault_retry_after", -1, &retry_after);
+                r = db_setting_get(p->db, "fault_retry_after", -1, &f.retry_after);
+        if (r >= 0)
+                r = db_setting_get(p->db, "fault_body", FAULT_BODY_NONE, &f.body);
+        if (r >= 0)
+                r = db_setting_get(p->db, "fault_delay_ms", 0, &f.delay_ms);
         if (r >= 0)
                 r = db_setting_get(p->db, "fault_count", -1, &count);
         /* Only a counted fault writes: the normal answer stays read-only. */
-        if (r >= 0 && status != 0 && count > 0) {
+        if (r >= 0 && fault_set(&f) && count > 0) {
                 r = db_begin(p->db);
                 if (r >= 0)
                         r = db_setting_set(p->db, "fault_count", count - 1);
                 if (r >= 0 && count == 1)
                         r = db_setting_set(p->db, "fault_status", 0);
+                if (r >= 0 && count == 1)
+                        r = db_setting_set(p->db, "fault_body", FAULT_BODY_NONE);
+                if (r >= 0 && count == 1)
+                        r = db_setting_set(p->db, "fault_delay_ms", 0);
                 if (r >= 0)
                         r = db_commit(p->db);
                 if (r < 0)
@@ -125,9 +145,37 @@ static int take_fault(Portal *p, long long *ret_status, long long *ret_retry_aft
         }
         if (r < 0)
                 return r;
-        *ret_status = status;
-        *ret_retry_after = retry_after;
+        *ret = f;
         return 0;
+}
+
+/* A slow portal. The server answers from MHD's one internal thread, so
+ * this holds every other connection too: a whole portal that is slow. */
+static void fault_delay(const Fault *f) {
+        struct timespec ts = { .tv_sec = f->delay_ms / 1000, .tv_nsec = f->delay_ms % 1000 * 1000000 };
+
+        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+                ;
+}
+
+/* A 200 answer that no client may take: not JSON, or twice the 1 MiB a
+ * client reads (valid-looking JSON up to its cap, so that only the size is
+ * wrong). */
+static enum MHD_Result respond_fault_body(struct MHD_Connection *c, const Request *req, const Fault *f) {
+        static const char head[] = "{\"version\":1,\"poll_interval\":60,\"certificates\":[],\"padding\":\"";
+        static const char garbage[] = "<html><body>oops</body></html>\n";
+        const size_t len = 2 * 1024 * 1024;
+        _cleanup_free_ char *big = NULL;
+
+        if (f->body == FAULT_BODY_GARBAGE)
+                return respond(c, req, MHD_HTTP_OK, "text/html", garbage, strlen(garbage), NULL);
+        big = malloc(len);
+        if (!big)
+                return MHD_NO;
+        memcpy(big, head, strlen(head));
+        memset(big + strlen(head), 'x', len - strlen(head) - 2);
+        memcpy(big + len - 2, "\"}", 2);
+        return respond(c, req, MHD_HTTP_OK, "application/json", big, len, NULL);
 }
 
 typedef struct CertArgs {
@@ -228,25 +276,33 @@ static bool etag_matches(const char *if_none_match, const char *etag) {
 
 static enum MHD_Result handle_renewals(Portal *p, struct MHD_Connection *c, const Request *req) {
         _cleanup_free_ char *body = NULL;
-        long long fault, retry_after;
         char etag[36], retry[24];
         CertArgs a = {};
+        Fault fault;
         int r;
 
-        r = take_fault(p, &fault, &retry_after);
+        r = take_fault(p, &fault);
         if (r < 0) {
                 log_error("reading the fault settings: %s", sqlite3_errmsg(p->db));
                 return respond_json_error(c, req, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal",
                                           "database error", NULL);
         }
-        if (fault != 0) {
-                snprintf(retry, sizeof(retry), "%lld", retry_after);
+        if (fault.delay_ms > 0)
+                fault_delay(&fault);
+        if (fault.status == 500)
+                return respond_json_error(c, req, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal",
+                                          "the portal failed (a test fault)", NULL);
+        if (fault.status != 0) {
+                snprintf(retry, sizeof(retry), "%lld", fault.retry_after);
                 return respond_json_error(
-                        c, req, (unsigned) fault, fault == 429 ? "too-many-requests" : "unavailable",
+                        c, req, (unsigned) fault.status, fault.status == 429 ? "too-many-requests" : "unavailable",
                         "the portal is busy; try again later",
-                        retry_after >= 0 ? (const char *const[]){ MHD_HTTP_HEADER_RETRY_AFTER, retry, NULL }
-                                         : NULL);
+                        fault.retry_after >= 0
+                                ? (const char *const[]){ MHD_HTTP_HEADER_RETRY_AFTER, retry, NULL }
+                                : NULL);
         }
+        if (fault.body != FAULT_BODY_NONE)
+                return respond_fault_body(c, req, &fault);
         (void) MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, collect_cert, &a);
         if (a.bad) {
                 _cleanup_free_ char *msg = NULL;
