@@ -324,7 +324,9 @@ static int set_message(Transfer *t, int error, const char *format, ...) {
 }
 
 static void conclude_failed_transfer(Transfer *t, int error) {
-        if (t->body_too_big)
+        /* Too big either way: curl refuses a Content-Length over the cap
+         * itself, before on_body() sees a byte. */
+        if (t->body_too_big || t->req.result == CURLE_FILESIZE_EXCEEDED)
                 set_message(t, -EFBIG, "%s: the answer is larger than %d bytes", t->batch->url,
                             PORTAL_BODY_MAX);
         else

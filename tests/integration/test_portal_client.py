@@ -342,6 +342,7 @@ def test_redirects_are_not_followed(fake):
 def test_oversize_body_is_rejected(fake, mode):
     poll, _ = fake_probe(fake, mode)
     assert poll["errno"] == "EFBIG", poll
+    assert "the answer is larger than 1048576 bytes" in poll["message"], poll
     assert poll["certificates"] == []
     assert near(poll["next_poll_in_ms"], 60 * 1.05)
 
