@@ -135,3 +135,20 @@ def test_slow_portal_keeps_the_bus_responsive(env):
           f"answer on the bus {took:.2f} s after the daemon's name")
     env.portal.admin("fault", "clear")
     assert d.stop() == 0, d.output()
+
+
+def test_valgrind_clean(env):
+    """Each broken answer read and dropped by the daemon under valgrind,
+    then SIGTERM: no leak, no error."""
+    valgrind = ["valgrind", "--error-exitcode=99", "--leak-check=full", "--show-leak-kinds=definite,indirect",
+                "--errors-for-leak-kinds=definite,indirect", "--quiet"]
+    d, cert, oid, known = known_order(env, "ivan", 31622776)
+    assert d.stop() == 0, d.output()
+    for fault, error in [(("--status", "500"), "HTTP status 500"), (("--body", "garbage"), "not valid JSON"),
+                         (("--body", "oversized"), "larger than")]:
+        env.portal.admin("fault", "set", *fault)
+        d = env.start(wrapper=valgrind)
+        wait_for("failing", lambda: env.manager()["PortalState"] == "failing", timeout=30)
+        assert error in env.manager()["PortalError"]
+        assert renewal(env.props(cert, CERT)) == renewal(known)
+        assert d.stop(timeout=60) == 0, d.output()
