@@ -644,8 +644,8 @@ static int cmd_fault(int argc, char **argv) {
                 { "delay-ms", required_argument, NULL, 'd' },
                 {},
         };
-        static const char *const names[] = { "fault_status", "fault_retry_after", "fault_count", "fault_body",
-                                             "fault_delay_ms" };
+        static const char *const names[] = { "fault_status", "fault_retry_after", "fault_count",
+                                             "fault_body", "fault_delay_ms" };
         long status = 0, retry_after = -1, count = -1, body = FAULT_BODY_NONE, delay_ms = 0;
         const char *verb = argc > 1 ? argv[1] : "";
         int c;
@@ -663,7 +663,8 @@ static int cmd_fault(int argc, char **argv) {
                 case 's':
                         if (parse_int(optarg, 429, 503, &status) < 0 ||
                             (status != 429 && status != 500 && status != 503))
-                                return fail(EXIT_USAGE, "--status must be 429, 500 or 503, not '%s'", optarg);
+                                return fail(EXIT_USAGE, "--status must be 429, 500 or 503, not '%s'",
+                                            optarg);
                         break;
                 case 'r':
                         if (parse_int(optarg, 0, INT_MAX, &retry_after) < 0)
@@ -692,9 +693,10 @@ static int cmd_fault(int argc, char **argv) {
                         return fail(EXIT_USAGE, "fault set: unknown option; see --help");
                 }
         if (optind != argc || (status == 0 && body == FAULT_BODY_NONE && delay_ms == 0))
-                return fail(EXIT_USAGE,
-                            "fault set needs --status 429|500|503, --body garbage|oversized or --delay-ms N, "
-                            "and no other argument");
+                return fail(
+                        EXIT_USAGE,
+                        "fault set needs --status 429|500|503, --body garbage|oversized or --delay-ms N, "
+                        "and no other argument");
         if (status != 0 && body != FAULT_BODY_NONE)
                 return fail(EXIT_USAGE, "--status and --body exclude each other: --body is a 200 answer");
         if (retry_after >= 0 && status != 429 && status != 503)

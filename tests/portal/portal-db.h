@@ -87,7 +87,11 @@ int db_crl_entries(sqlite3 *db, const char *issuer_hash, CrlEntry **ret, size_t 
 int db_crl_number(sqlite3 *db, const char *issuer_hash, long long *ret);
 
 /* The fault_body setting: what a faulty 200 status answer carries. */
-enum { FAULT_BODY_NONE, FAULT_BODY_GARBAGE, FAULT_BODY_OVERSIZED };
+enum {
+        FAULT_BODY_NONE,
+        FAULT_BODY_GARBAGE,
+        FAULT_BODY_OVERSIZED
+};
 
 int db_setting_get(sqlite3 *db, const char *name, long long def, long long *ret);
 int db_setting_set(sqlite3 *db, const char *name, long long value);

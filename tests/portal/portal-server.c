@@ -295,7 +295,8 @@ static enum MHD_Result handle_renewals(Portal *p, struct MHD_Connection *c, cons
         if (fault.status != 0) {
                 snprintf(retry, sizeof(retry), "%lld", fault.retry_after);
                 return respond_json_error(
-                        c, req, (unsigned) fault.status, fault.status == 429 ? "too-many-requests" : "unavailable",
+                        c, req, (unsigned) fault.status,
+                        fault.status == 429 ? "too-many-requests" : "unavailable",
                         "the portal is busy; try again later",
                         fault.retry_after >= 0
                                 ? (const char *const[]){ MHD_HTTP_HEADER_RETRY_AFTER, retry, NULL }
