@@ -12,33 +12,18 @@ import subprocess
 import tempfile
 import time
 
-import dbus
 import pytest
 from keyrenew_testbed import PcscTestbed, wait_for
-from test_daemon_core import BUS_NAME, KEYRENEWD, TOP, Daemon
+from test_daemon_core import BUS_NAME, KEYRENEWD, TOP, Daemon, PrivateBus
 from test_daemon_tokens import VCARD, VCard
 
 POLICY = TOP / "dbus" / "org.keyrenew.KeyRenew1.conf"
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"]
 
 
-class PolicyBus:
-    """dbus-daemon with a system bus's default policy (deny owning names
-    and method calls unless allowed) plus our policy file."""
-
-    def __init__(self):
-        # Others must reach the socket (the unprivileged client is "others"),
-        # and pytest's own folders are root's alone.
-        self.dir = pathlib.Path(tempfile.mkdtemp(prefix="keyrenew-sysbus-"))
-        self.dir.chmod(0o755)
-        conf = self.dir / "system.conf"
-        conf.write_text(f"""<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <listen>unix:path={self.dir}/socket</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
+# A system bus's defaults (as Debian's system.conf): nobody may own a name
+# or call a method unless a policy file allows it; then ours.
+SYSTEM_POLICY = f"""  <policy context="default">
     <allow user="*"/>
     <deny own="*"/>
     <deny send_type="method_call"/>
@@ -53,26 +38,25 @@ class PolicyBus:
     <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
   </policy>
   <include>{POLICY}</include>
-</busconfig>
-""")
-        self.proc = subprocess.Popen(["dbus-daemon", f"--config-file={conf}", "--print-address", "--nofork"],
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        self.address = self.proc.stdout.readline().strip()
-        assert self.address.startswith("unix:"), self.address
-        self.conn = dbus.bus.BusConnection(self.address)
+"""
 
-    def stop(self):
-        self.conn.close()
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
-        shutil.rmtree(self.dir, ignore_errors=True)
+
+def policy_bus():
+    """A PrivateBus of system type with our policy, in a folder others can
+    reach (the unprivileged client is "others"; pytest's folders are
+    root's alone)."""
+    top = pathlib.Path(tempfile.mkdtemp(prefix="keyrenew-sysbus-"))
+    top.chmod(0o755)
+    bus = PrivateBus(top, bus_type="system", policy=SYSTEM_POLICY)
+    bus.dir.chmod(0o755)
+    return bus, top
 
 
 @pytest.fixture
 def sysbus(tmp_path):
     assert os.geteuid() == 0, "needs root: a private pcscd and a second uid"
     assert KEYRENEWD.exists() and VCARD.exists()
-    bus = PolicyBus()
+    bus, top = policy_bus()
     with PcscTestbed(entries=1, name="Policy Reader", workdir=tmp_path / "pcsc") as bed:
         daemon = Daemon(tmp_path, bus, bed, ["--state-dir", str(tmp_path / "state")])
         try:
@@ -81,6 +65,7 @@ def sysbus(tmp_path):
         finally:
             daemon.kill()
             bus.stop()
+            shutil.rmtree(top, ignore_errors=True)
 
 
 def busctl(bus, *args, user=()):

@@ -42,25 +42,30 @@ ATR = bytes.fromhex("3B888001000000000000000009")
 
 
 
-class PrivateBus:
-    """A dbus-daemon of our own, configured like a session bus."""
+# Anything goes: the bus is ours and only our tests are on it.
+PERMISSIVE_POLICY = """  <policy context="default">
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+    <allow own="*"/>
+  </policy>
+"""
 
-    def __init__(self, tmp):
+
+class PrivateBus:
+    """A dbus-daemon of our own, configured like a session bus unless told
+    another type and policy (XML inside <busconfig>)."""
+
+    def __init__(self, tmp, bus_type="session", policy=PERMISSIVE_POLICY):
         self.dir = tmp / "bus"
         self.dir.mkdir()
         conf = self.dir / "bus.conf"
         conf.write_text(f"""<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
 <busconfig>
-  <type>session</type>
+  <type>{bus_type}</type>
   <listen>unix:path={self.dir}/socket</listen>
   <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow send_destination="*" eavesdrop="true"/>
-    <allow eavesdrop="true"/>
-    <allow own="*"/>
-  </policy>
-</busconfig>
+{policy}</busconfig>
 """)
         self.proc = subprocess.Popen(
             ["dbus-daemon", f"--config-file={conf}", "--print-address", "--nofork"],
