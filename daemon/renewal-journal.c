@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "atomic-file.h"
 #include "hex.h"
 #include "x509-info.h"
 
@@ -142,24 +143,10 @@ static json_t *journal_to_json(const RenewalJournal *j) {
         return TAKE_PTR(o);
 }
 
-static int write_all(int fd, const char *p, size_t n) {
-        while (n > 0) {
-                ssize_t k = write(fd, p, n);
-                if (k < 0 && errno == EINTR)
-                        continue;
-                if (k < 0)
-                        return negative_errno();
-                p += k;
-                n -= (size_t) k;
-        }
-        return 0;
-}
-
 /* Temporary file, fsync, rename, fsync of the directory: after a crash the
  * journal is either the old step or the new one, whole. */
 static int journal_write(int dir_fd, const RenewalJournal *j) {
         _cleanup_free_ char *name = NULL, *tmp = NULL, *body = NULL, *file = NULL;
-        _cleanup_close_ int fd = -1;
         json_auto_t *o = journal_to_json(j);
         char digest[65];
         int r;
@@ -180,20 +167,7 @@ static int journal_write(int dir_fd, const RenewalJournal *j) {
         r = file_name(j->order_id, TMP_SUFFIX, &tmp);
         if (r < 0)
                 return r;
-
-        fd = openat(dir_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-        if (fd < 0)
-                return negative_errno();
-        if (fchmod(fd, 0600) < 0)
-                return negative_errno();
-        r = write_all(fd, file, strlen(file));
-        if (r < 0)
-                return r;
-        if (fsync(fd) < 0)
-                return negative_errno();
-        if (renameat(dir_fd, tmp, dir_fd, name) < 0)
-                return negative_errno();
-        return fsync(dir_fd) < 0 ? negative_errno() : 0;
+        return atomic_file_write_at(dir_fd, name, tmp, file, strlen(file), 0600);
 }
 
 static int read_file_at(int dir_fd, const char *name, size_t max, char **ret, size_t *ret_len) {

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "atomic-file.h"
 #include "expiry.h"
 #include "hex.h"
 #include "log.h"
@@ -103,18 +104,11 @@ static int write_token(FILE *f, const TokenObject *t) {
         return 0;
 }
 
-static int fsync_dir(const char *path) {
-        _cleanup_close_ int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
-        if (fd < 0 || fsync(fd) < 0)
-                return negative_errno();
-        return 0;
-}
-
 int token_store_save(const char *dir, const TokenObject *t) {
-        _cleanup_free_ char *tokens = NULL, *tmp = NULL, *path = NULL;
+        _cleanup_free_ char *tokens = NULL, *path = NULL, *text = NULL;
         _cleanup_fclose_ FILE *f = NULL;
-        int fd, r;
+        size_t len = 0;
+        int r;
 
         r = tokens_dir(dir, &tokens);
         if (r < 0)
@@ -122,30 +116,20 @@ int token_store_save(const char *dir, const TokenObject *t) {
         /* systemd makes the state directory; --state-dir may name a new one. */
         if ((mkdir(dir, 0700) < 0 && errno != EEXIST) || (mkdir(tokens, 0700) < 0 && errno != EEXIST))
                 return negative_errno();
-        if (asprintf(&tmp, "%s/.%s.XXXXXX", tokens, t->name) < 0 ||
-            asprintf(&path, "%s/%s" STORE_SUFFIX, tokens, t->name) < 0) {
-                tmp = path = NULL;
+        if (asprintf(&path, "%s/%s" STORE_SUFFIX, tokens, t->name) < 0) {
+                path = NULL;
                 return -ENOMEM;
         }
-        fd = mkostemp(tmp, O_CLOEXEC);
-        if (fd < 0)
-                return negative_errno();
-        f = fdopen(fd, "w");
-        if (!f) {
-                r = negative_errno();
-                (void) close(fd);
-        } else {
-                r = write_token(f, t);
-                if (r >= 0 && (fflush(f) != 0 || ferror(f) || fsync(fileno(f)) < 0))
-                        r = negative_errno();
-                if (r >= 0 && rename(tmp, path) < 0)
-                        r = negative_errno();
-        }
-        if (r < 0) {
-                (void) unlink(tmp);
+        f = open_memstream(&text, &len);
+        if (!f)
+                return -ENOMEM;
+        r = write_token(f, t);
+        if (r < 0)
                 return r;
-        }
-        return fsync_dir(tokens);
+        /* Closing the stream is what makes text and len final. */
+        if (fclose(TAKE_PTR(f)) != 0)
+                return -ENOMEM;
+        return atomic_file_write(path, text, len, 0600);
 }
 
 /* What a file holds, before it becomes a token. */

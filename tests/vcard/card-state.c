@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +12,7 @@
 #include <openssl/crypto.h>
 #include <openssl/x509.h>
 
+#include "atomic-file.h"
 #include "hex.h"
 #include "macro.h"
 #include "piv-crypto.h"
@@ -253,47 +253,24 @@ static int write_card(FILE *f, const PivCard *c) {
         return 0;
 }
 
-static int fsync_directory_of(const char *path) {
-        _cleanup_free_ char *copy = strdup(path);
-        _cleanup_close_ int fd = -1;
-
-        if (!copy)
-                return -ENOMEM;
-        fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0 || fsync(fd) < 0)
-                return negative_errno();
-        return 0;
-}
-
 int card_state_save(const char *path, PivCard *c) {
-        _cleanup_free_ char *tmp = NULL;
+        _cleanup_free_ char *text = NULL;
         _cleanup_fclose_ FILE *f = NULL;
-        int fd, r;
+        size_t len = 0;
+        int r;
 
-        if (asprintf(&tmp, "%s.XXXXXX", path) < 0)
+        f = open_memstream(&text, &len);
+        if (!f)
                 return -ENOMEM;
-        fd = mkostemp(tmp, O_CLOEXEC);
-        if (fd < 0)
-                return negative_errno();
-        f = fdopen(fd, "w");
-        if (!f) {
-                r = negative_errno();
-                close(fd);
-                goto fail;
-        }
         r = write_card(f, c);
         if (r < 0)
-                goto fail;
-        if (fflush(f) != 0 || ferror(f) || fsync(fileno(f)) < 0 || rename(tmp, path) < 0) {
-                r = negative_errno();
-                goto fail;
-        }
-        r = fsync_directory_of(path);
+                return r;
+        /* Closing the stream is what makes text and len final. */
+        if (fclose(TAKE_PTR(f)) != 0)
+                return -ENOMEM;
+        r = atomic_file_write(path, text, len, 0600);
         if (r < 0)
                 return r;
         c->dirty = false;
         return 0;
-fail:
-        (void) unlink(tmp);
-        return r;
 }
