@@ -57,6 +57,7 @@ RenewalJournal *renewal_journal_free(RenewalJournal *j) {
         free(j->order_id);
         free(j->token_serial);
         free(j->old_cert_id);
+        free(j->cmp_url);
         free(j->new_public_key);
         free(j->new_cert);
         free(j->reason);
@@ -129,12 +130,13 @@ static int set_hex(json_t *o, const char *key, const uint8_t *data, size_t len) 
 }
 
 static json_t *journal_to_json(const RenewalJournal *j) {
-        json_auto_t *o = json_pack("{s:s, s:i, s:s, s:s, s:I, s:s, s:s, s:i, s:s, s:b, s:I, s:I}", "format",
-                                   MAGIC, "version", VERSION, "step", renewal_step_to_string(j->step),
-                                   "reached", renewal_step_to_string(j->reached), "seq", (json_int_t) j->seq,
-                                   "order", j->order_id, "token", j->token_serial, "slot", (int) j->slot,
-                                   "old_cert", j->old_cert_id, "rekey", j->rekey, "created",
-                                   (json_int_t) j->created, "updated", (json_int_t) j->updated);
+        json_auto_t *o = json_pack(
+                "{s:s, s:i, s:s, s:s, s:I, s:s, s:s, s:i, s:i, s:s, s:b, s:s, s:I, s:I, s:I}", "format",
+                MAGIC, "version", VERSION, "step", renewal_step_to_string(j->step), "reached",
+                renewal_step_to_string(j->reached), "seq", (json_int_t) j->seq, "order", j->order_id,
+                "token", j->token_serial, "slot", (int) j->slot, "new_slot", (int) j->new_slot, "old_cert",
+                j->old_cert_id, "rekey", j->rekey, "cmp", j->cmp_url, "uid", (json_int_t) j->uid, "created",
+                (json_int_t) j->created, "updated", (json_int_t) j->updated);
 
         if (!o || set_hex(o, "new_public_key", j->new_public_key, j->new_public_key_len) < 0 ||
             set_hex(o, "new_cert", j->new_cert, j->new_cert_len) < 0 ||
@@ -267,8 +269,9 @@ static int cert_matches_key(const uint8_t *cert, size_t cert_len, const uint8_t 
 }
 
 static const char *const known_keys[] = {
-        "format", "version", "step",    "reached",        "seq",      "order",  "token", "slot", "old_cert",
-        "rekey",  "created", "updated", "new_public_key", "new_cert", "reason",
+        "format", "version", "step",     "reached",        "seq",      "order",
+        "token",  "slot",    "new_slot", "old_cert",       "rekey",    "cmp",
+        "uid",    "created", "updated",  "new_public_key", "new_cert", "reason",
 };
 
 static bool only_known_keys(json_t *o) {
@@ -291,7 +294,8 @@ static int journal_check(const RenewalJournal *j) {
         bool final_bad = renewal_step_is_final(j->step) && j->step != RENEWAL_DONE;
 
         if (!order_id_is_valid(j->order_id) || !text_is_valid(j->token_serial, 256) ||
-            !cert_id_is_valid(j->old_cert_id) || j->seq == 0 || j->updated < j->created)
+            !cert_id_is_valid(j->old_cert_id) || !text_is_valid(j->cmp_url, 2048) || j->seq == 0 ||
+            j->updated < j->created)
                 return -EBADMSG;
         if (final_bad ? (!j->reason || renewal_step_is_final(j->reached))
                       : (j->reason || j->reached != j->step))
@@ -312,7 +316,7 @@ static int journal_check(const RenewalJournal *j) {
 static int journal_from_json(json_t *o, RenewalJournal **ret) {
         _cleanup_(renewal_journal_freep) RenewalJournal *j = calloc(1, sizeof(*j));
         json_t *format = json_object_get(o, "format"), *rekey = json_object_get(o, "rekey");
-        json_int_t version, seq, slot, created, updated;
+        json_int_t version, seq, slot, new_slot, uid, created, updated;
         int r;
 
         if (!j)
@@ -321,18 +325,22 @@ static int journal_from_json(json_t *o, RenewalJournal **ret) {
             strcmp(json_string_value(format), MAGIC) != 0 ||
             get_int(o, "version", VERSION, VERSION, &version) < 0 ||
             get_int(o, "seq", 1, INT64_MAX, &seq) < 0 || get_int(o, "slot", 0, 255, &slot) < 0 ||
+            get_int(o, "new_slot", 0, 255, &new_slot) < 0 || get_int(o, "uid", -1, UINT32_MAX, &uid) < 0 ||
             get_int(o, "created", 0, INT64_MAX, &created) < 0 ||
             get_int(o, "updated", 0, INT64_MAX, &updated) < 0 || get_step(o, "step", &j->step) < 0 ||
             get_step(o, "reached", &j->reached) < 0 || !json_is_boolean(rekey))
                 return -EBADMSG;
         j->seq = (uint64_t) seq;
         j->slot = (uint8_t) slot;
+        j->new_slot = (uint8_t) new_slot;
+        j->uid = uid;
         j->created = created;
         j->updated = updated;
         j->rekey = json_is_true(rekey);
         if ((r = get_string(o, "order", true, &j->order_id)) < 0 ||
             (r = get_string(o, "token", true, &j->token_serial)) < 0 ||
             (r = get_string(o, "old_cert", true, &j->old_cert_id)) < 0 ||
+            (r = get_string(o, "cmp", true, &j->cmp_url)) < 0 ||
             (r = get_string(o, "reason", false, &j->reason)) < 0 ||
             (r = get_hex(o, "new_public_key", &j->new_public_key, &j->new_public_key_len)) < 0 ||
             (r = get_hex(o, "new_cert", &j->new_cert, &j->new_cert_len)) < 0)
@@ -399,16 +407,16 @@ int renewal_journal_load(int dir_fd, const char *order_id, RenewalJournal **ret)
         return 0;
 }
 
-int renewal_journal_start(int dir_fd, const char *order_id, const char *token_serial, uint8_t slot,
-                          const char *old_cert_id, bool rekey, time_t now, RenewalJournal **ret) {
+int renewal_journal_start(int dir_fd, const RenewalJournalStart *start, time_t now, RenewalJournal **ret) {
         _cleanup_(renewal_journal_freep) RenewalJournal *j = NULL;
         _cleanup_free_ char *name = NULL;
         int r;
 
-        if (!order_id_is_valid(order_id) || !text_is_valid(token_serial, 256) ||
-            !cert_id_is_valid(old_cert_id) || now < 0)
+        if (!start || !order_id_is_valid(start->order_id) || !text_is_valid(start->token_serial, 256) ||
+            !cert_id_is_valid(start->old_cert_id) || !text_is_valid(start->cmp_url, 2048) ||
+            start->uid < -1 || start->uid > UINT32_MAX || now < 0)
                 return -EINVAL;
-        r = file_name(order_id, "", &name);
+        r = file_name(start->order_id, "", &name);
         if (r < 0)
                 return r;
         if (faccessat(dir_fd, name, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
@@ -419,15 +427,18 @@ int renewal_journal_start(int dir_fd, const char *order_id, const char *token_se
         j = calloc(1, sizeof(*j));
         if (!j)
                 return -ENOMEM;
-        j->order_id = strdup(order_id);
-        j->token_serial = strdup(token_serial);
-        j->old_cert_id = strdup(old_cert_id);
-        if (!j->order_id || !j->token_serial || !j->old_cert_id)
+        j->order_id = strdup(start->order_id);
+        j->token_serial = strdup(start->token_serial);
+        j->old_cert_id = strdup(start->old_cert_id);
+        j->cmp_url = strdup(start->cmp_url);
+        if (!j->order_id || !j->token_serial || !j->old_cert_id || !j->cmp_url)
                 return -ENOMEM;
         j->step = j->reached = RENEWAL_STARTED;
         j->seq = 1;
-        j->slot = slot;
-        j->rekey = rekey;
+        j->slot = start->slot;
+        j->new_slot = start->new_slot;
+        j->rekey = start->rekey;
+        j->uid = start->uid;
         j->created = j->updated = now;
         r = journal_write(dir_fd, j);
         if (r < 0)

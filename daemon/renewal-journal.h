@@ -55,8 +55,11 @@ typedef struct RenewalJournal {
         char *order_id;
         char *token_serial;
         uint8_t slot;      /* PIV key reference, e.g. 0x9a */
+        uint8_t new_slot;  /* where the new key is made: slot, or a free retired slot to move from */
         char *old_cert_id; /* ISSUER_HASH:SERIAL */
         bool rekey;
+        char *cmp_url;           /* the order's CMP URL, for a resume while the portal is not asked */
+        int64_t uid;             /* who started it, whose PIN agent a resume asks; -1 unknown */
         uint8_t *new_public_key; /* DER SubjectPublicKeyInfo, from KEY_GENERATED */
         size_t new_public_key_len;
         uint8_t *new_cert; /* DER, from ISSUED */
@@ -74,12 +77,21 @@ bool renewal_step_is_final(RenewalStep s);
 RenewalJournal *renewal_journal_free(RenewalJournal *j);
 DEFINE_TRIVIAL_CLEANUP_FUNC(RenewalJournal *, renewal_journal_free)
 
-/* Creates and writes the STARTED journal of a new renewal. order_id: 1 to
- * 64 printable ASCII characters; old_cert_id: ISSUER_HASH:SERIAL. Returns
- * 0, -EEXIST when a journal for that order exists (load it instead),
- * -EINVAL, -ENOMEM or the errno of the file system. */
-int renewal_journal_start(int dir_fd, const char *order_id, const char *token_serial, uint8_t slot,
-                          const char *old_cert_id, bool rekey, time_t now, RenewalJournal **ret);
+typedef struct RenewalJournalStart {
+        const char *order_id; /* 1 to 64 printable ASCII characters */
+        const char *token_serial;
+        uint8_t slot;
+        uint8_t new_slot;        /* == slot unless the key moves in from another slot */
+        const char *old_cert_id; /* ISSUER_HASH:SERIAL */
+        bool rekey;
+        const char *cmp_url; /* printable, at most 2048 bytes */
+        int64_t uid;         /* -1: unknown */
+} RenewalJournalStart;
+
+/* Creates and writes the STARTED journal of a new renewal. Returns 0,
+ * -EEXIST when a journal for that order exists (load it instead), -EINVAL,
+ * -ENOMEM or the errno of the file system. */
+int renewal_journal_start(int dir_fd, const RenewalJournalStart *start, time_t now, RenewalJournal **ret);
 
 /* STARTED -> KEY_GENERATED with the new (for rekey false: the current) key's
  * DER SubjectPublicKeyInfo. On failure j is unchanged. */

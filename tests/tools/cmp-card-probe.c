@@ -226,8 +226,16 @@ int main(int argc, char **argv) {
                 die("reading the certificate and order", -EINVAL);
 
         /* 3: the renewal, journalled before each step is acted on. */
-        if (renewal_journal_start(rn.dir_fd, order, "virtual-card", OLD_SLOT, old_id, true, time(NULL),
-                                  &rn.journal) < 0)
+        if (renewal_journal_start(rn.dir_fd,
+                                  &(RenewalJournalStart){ .order_id = order,
+                                                          .token_serial = "virtual-card",
+                                                          .slot = OLD_SLOT,
+                                                          .new_slot = NEW_SLOT,
+                                                          .old_cert_id = old_id,
+                                                          .rekey = true,
+                                                          .cmp_url = o.url,
+                                                          .uid = -1 },
+                                  time(NULL), &rn.journal) < 0)
                 die("starting the journal", -EIO);
         if (token_generate_key(rn.token, NEW_SLOT, alg, TOKEN_PIN_POLICY_DEFAULT, TOKEN_TOUCH_POLICY_DEFAULT,
                                &new_pub) < 0 ||

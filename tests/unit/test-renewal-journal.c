@@ -92,6 +92,21 @@ static bool contains(const char *hay, size_t n, const char *needle) {
         return memmem(hay, n, needle, strlen(needle)) != NULL;
 }
 
+/* A rekey journal's key is made in retired slot 0x95 and moved in later. */
+static int start_journal(int fd, const char *order, const char *token, uint8_t slot, const char *old_cert,
+                         bool rekey, time_t now, RenewalJournal **ret) {
+        RenewalJournalStart start = { .order_id = order,
+                                      .token_serial = token,
+                                      .slot = slot,
+                                      .new_slot = rekey ? 0x95 : slot,
+                                      .old_cert_id = old_cert,
+                                      .rekey = rekey,
+                                      .cmp_url = "https://portal.example/.well-known/cmp/p/renew",
+                                      .uid = 1000 };
+
+        return renewal_journal_start(fd, &start, now, ret);
+}
+
 static void assert_mode_0600(const char *name) {
         struct stat st;
         ASSERT_EQ(fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW), 0);
@@ -108,16 +123,17 @@ static void test_every_step(void) {
         char *bytes;
         size_t len;
 
-        ASSERT_EQ(renewal_journal_start(dir_fd, "R2026-000001", "12345678", 0x9a, OLD_ID, true, 1000, &j),
-                  0);
+        ASSERT_EQ(start_journal(dir_fd, "R2026-000001", "12345678", 0x9a, OLD_ID, true, 1000, &j), 0);
         assert_mode_0600(FILE_1);
-        ASSERT_EQ(renewal_journal_start(dir_fd, "R2026-000001", "12345678", 0x9a, OLD_ID, true, 1000, &l),
-                  -EEXIST);
+        ASSERT_EQ(start_journal(dir_fd, "R2026-000001", "12345678", 0x9a, OLD_ID, true, 1000, &l), -EEXIST);
         ASSERT_EQ(renewal_journal_load(dir_fd, "R2026-000001", &l), 0);
         ASSERT_EQ(l->step, RENEWAL_STARTED);
         ASSERT_STREQ(l->old_cert_id, OLD_ID);
         ASSERT_STREQ(l->token_serial, "12345678");
         ASSERT_EQ(l->slot, 0x9a);
+        ASSERT_EQ(l->new_slot, 0x95);
+        ASSERT_EQ(l->uid, 1000);
+        ASSERT_STREQ(l->cmp_url, "https://portal.example/.well-known/cmp/p/renew");
         ASSERT_TRUE(l->rekey);
         l = renewal_journal_free(l);
 
@@ -198,7 +214,7 @@ static void test_failed_and_cancelled(void) {
         json_t *h = NULL;
         size_t bad = 99;
 
-        ASSERT_EQ(renewal_journal_start(dir_fd, "F-1", "serial", 0x9c, OLD_ID, false, 5, &a), 0);
+        ASSERT_EQ(start_journal(dir_fd, "F-1", "serial", 0x9c, OLD_ID, false, 5, &a), 0);
         ASSERT_EQ(renewal_journal_key_generated(dir_fd, a, spki, spki_len, 6), 0);
         ASSERT_EQ(renewal_journal_end(dir_fd, a, RENEWAL_DONE, "x", 7), -EINVAL);
         ASSERT_EQ(renewal_journal_end(dir_fd, a, RENEWAL_FAILED, "", 7), -EINVAL);
@@ -214,7 +230,7 @@ static void test_failed_and_cancelled(void) {
         ASSERT_STREQ(l->reason, "no approved renewal order for this certificate");
         l = renewal_journal_free(l);
 
-        ASSERT_EQ(renewal_journal_start(dir_fd, "C-1", "serial", 0x9a, OLD_ID, true, 5, &b), 0);
+        ASSERT_EQ(start_journal(dir_fd, "C-1", "serial", 0x9a, OLD_ID, true, 5, &b), 0);
         ASSERT_EQ(renewal_journal_end(dir_fd, b, RENEWAL_CANCELLED, "the user said no", 9), 0);
         ASSERT_EQ(renewal_history_append(dir_fd, a, 10), 0);
         ASSERT_EQ(renewal_history_append(dir_fd, b, 11), 0);
@@ -267,7 +283,7 @@ static void test_truncation(void) {
         char *prev = NULL;
         size_t prev_len = 0;
 
-        ASSERT_EQ(renewal_journal_start(dir_fd, "T-1", "tok", 0x9d, OLD_ID, true, 50, &j), 0);
+        ASSERT_EQ(start_journal(dir_fd, "T-1", "tok", 0x9d, OLD_ID, true, 50, &j), 0);
         for (int step = RENEWAL_STARTED; step <= RENEWAL_DONE; step++) {
                 char *whole;
                 size_t len;
@@ -331,9 +347,9 @@ static void test_listing(void) {
         char **bad = NULL;
         size_t n = 0;
 
-        ASSERT_EQ(renewal_journal_start(dir_fd, "B-2", "tok", 0x9a, OLD_ID, true, 1, &b), 0);
-        ASSERT_EQ(renewal_journal_start(dir_fd, "A-1", "tok", 0x9c, OLD_ID, true, 1, &a), 0);
-        ASSERT_EQ(renewal_journal_start(dir_fd, "C-3", "tok", 0x9e, OLD_ID, true, 1, &c), 0);
+        ASSERT_EQ(start_journal(dir_fd, "B-2", "tok", 0x9a, OLD_ID, true, 1, &b), 0);
+        ASSERT_EQ(start_journal(dir_fd, "A-1", "tok", 0x9c, OLD_ID, true, 1, &a), 0);
+        ASSERT_EQ(start_journal(dir_fd, "C-3", "tok", 0x9e, OLD_ID, true, 1, &c), 0);
         ASSERT_EQ(renewal_journal_end(dir_fd, c, RENEWAL_CANCELLED, "gone", 2), 0);
         /* A corrupt journal, a renamed one and unrelated files. */
         write_all("renewal-5a2d39.journal", "keyrenew-renewal-journal 1 00\n{}\n", 33);
@@ -370,8 +386,8 @@ static void test_listing(void) {
                 free(bad[i]);
         free(bad);
 
-        ASSERT_EQ(renewal_journal_start(dir_fd, "bad\nid", "tok", 0x9a, OLD_ID, true, 1, &c), -EINVAL);
-        ASSERT_EQ(renewal_journal_start(dir_fd, "D-1", "tok", 0x9a, "nothex:1", true, 1, &c), -EINVAL);
+        ASSERT_EQ(start_journal(dir_fd, "bad\nid", "tok", 0x9a, OLD_ID, true, 1, &c), -EINVAL);
+        ASSERT_EQ(start_journal(dir_fd, "D-1", "tok", 0x9a, "nothex:1", true, 1, &c), -EINVAL);
         renewal_journal_free(a);
         renewal_journal_free(b);
         renewal_journal_free(c);
