@@ -352,4 +352,5 @@ const TokenDriver piv_driver = {
         .generate_key = piv_generate_key,
         .sign = piv_sign,
         .put_certificate = piv_put_certificate,
+        .move_key = piv_move_key,
 };

@@ -33,6 +33,7 @@ typedef struct TokenDriver {
         int (*sign)(Token *t, unsigned slot, TokenAlgorithm alg, const uint8_t *in, size_t in_len,
                     uint8_t **ret_sig, size_t *ret_sig_len);
         int (*put_certificate)(Token *t, unsigned slot, const uint8_t *der, size_t der_len);
+        int (*move_key)(Token *t, unsigned from_slot, unsigned to_slot);
 } TokenDriver;
 
 struct Token {

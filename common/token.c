@@ -215,6 +215,17 @@ int token_put_certificate(Token *t, unsigned slot, const uint8_t *der, size_t de
         return r;
 }
 
+int token_move_key(Token *t, unsigned from_slot, unsigned to_slot) {
+        int r;
+
+        r = transaction_begin(t);
+        if (r < 0)
+                return r;
+        r = t->driver->move_key(t, from_slot, to_slot);
+        transport_end(t->transport);
+        return r;
+}
+
 void token_certificate_done(TokenCertificate *c) {
         if (c) {
                 free(c->der);
