@@ -58,6 +58,7 @@ RenewalJournal *renewal_journal_free(RenewalJournal *j) {
         free(j->token_serial);
         free(j->old_cert_id);
         free(j->cmp_url);
+        free(j->old_cert);
         free(j->new_public_key);
         free(j->new_cert);
         free(j->reason);
@@ -138,7 +139,8 @@ static json_t *journal_to_json(const RenewalJournal *j) {
                 j->old_cert_id, "rekey", j->rekey, "cmp", j->cmp_url, "uid", (json_int_t) j->uid, "created",
                 (json_int_t) j->created, "updated", (json_int_t) j->updated);
 
-        if (!o || set_hex(o, "new_public_key", j->new_public_key, j->new_public_key_len) < 0 ||
+        if (!o || set_hex(o, "old_cert_der", j->old_cert, j->old_cert_len) < 0 ||
+            set_hex(o, "new_public_key", j->new_public_key, j->new_public_key_len) < 0 ||
             set_hex(o, "new_cert", j->new_cert, j->new_cert_len) < 0 ||
             (j->reason && json_object_set_new(o, "reason", json_string(j->reason)) < 0))
                 return NULL;
@@ -269,9 +271,9 @@ static int cert_matches_key(const uint8_t *cert, size_t cert_len, const uint8_t 
 }
 
 static const char *const known_keys[] = {
-        "format", "version", "step",     "reached",        "seq",      "order",
-        "token",  "slot",    "new_slot", "old_cert",       "rekey",    "cmp",
-        "uid",    "created", "updated",  "new_public_key", "new_cert", "reason",
+        "format",  "version",  "step",           "reached",      "seq",    "order", "token",
+        "slot",    "new_slot", "old_cert",       "old_cert_der", "rekey",  "cmp",   "uid",
+        "created", "updated",  "new_public_key", "new_cert",     "reason",
 };
 
 static bool only_known_keys(json_t *o) {
@@ -294,8 +296,8 @@ static int journal_check(const RenewalJournal *j) {
         bool final_bad = renewal_step_is_final(j->step) && j->step != RENEWAL_DONE;
 
         if (!order_id_is_valid(j->order_id) || !text_is_valid(j->token_serial, 256) ||
-            !cert_id_is_valid(j->old_cert_id) || !text_is_valid(j->cmp_url, 2048) || j->seq == 0 ||
-            j->updated < j->created)
+            !cert_id_is_valid(j->old_cert_id) || !text_is_valid(j->cmp_url, 2048) || !j->old_cert ||
+            j->seq == 0 || j->updated < j->created)
                 return -EBADMSG;
         if (final_bad ? (!j->reason || renewal_step_is_final(j->reached))
                       : (j->reason || j->reached != j->step))
@@ -342,6 +344,7 @@ static int journal_from_json(json_t *o, RenewalJournal **ret) {
             (r = get_string(o, "old_cert", true, &j->old_cert_id)) < 0 ||
             (r = get_string(o, "cmp", true, &j->cmp_url)) < 0 ||
             (r = get_string(o, "reason", false, &j->reason)) < 0 ||
+            (r = get_hex(o, "old_cert_der", &j->old_cert, &j->old_cert_len)) < 0 ||
             (r = get_hex(o, "new_public_key", &j->new_public_key, &j->new_public_key_len)) < 0 ||
             (r = get_hex(o, "new_cert", &j->new_cert, &j->new_cert_len)) < 0)
                 return r;
@@ -414,7 +417,8 @@ int renewal_journal_start(int dir_fd, const RenewalJournalStart *start, time_t n
 
         if (!start || !order_id_is_valid(start->order_id) || !text_is_valid(start->token_serial, 256) ||
             !cert_id_is_valid(start->old_cert_id) || !text_is_valid(start->cmp_url, 2048) ||
-            start->uid < -1 || start->uid > UINT32_MAX || now < 0)
+            !start->old_cert || start->old_cert_len == 0 || start->old_cert_len > 65536 || start->uid < -1 ||
+            start->uid > UINT32_MAX || now < 0)
                 return -EINVAL;
         r = file_name(start->order_id, "", &name);
         if (r < 0)
@@ -431,8 +435,11 @@ int renewal_journal_start(int dir_fd, const RenewalJournalStart *start, time_t n
         j->token_serial = strdup(start->token_serial);
         j->old_cert_id = strdup(start->old_cert_id);
         j->cmp_url = strdup(start->cmp_url);
-        if (!j->order_id || !j->token_serial || !j->old_cert_id || !j->cmp_url)
+        j->old_cert = malloc(start->old_cert_len);
+        if (!j->order_id || !j->token_serial || !j->old_cert_id || !j->cmp_url || !j->old_cert)
                 return -ENOMEM;
+        memcpy(j->old_cert, start->old_cert, start->old_cert_len);
+        j->old_cert_len = start->old_cert_len;
         j->step = j->reached = RENEWAL_STARTED;
         j->seq = 1;
         j->slot = start->slot;

@@ -57,6 +57,9 @@ typedef struct RenewalJournal {
         uint8_t slot;      /* PIV key reference, e.g. 0x9a */
         uint8_t new_slot;  /* where the new key is made: slot, or a free retired slot to move from */
         char *old_cert_id; /* ISSUER_HASH:SERIAL */
+        /* DER: a resume signs the request as its holder, even once the card has the new one. */
+        uint8_t *old_cert;
+        size_t old_cert_len;
         bool rekey;
         char *cmp_url;           /* the order's CMP URL, for a resume while the portal is not asked */
         int64_t uid;             /* who started it, whose PIN agent a resume asks; -1 unknown */
@@ -83,6 +86,8 @@ typedef struct RenewalJournalStart {
         uint8_t slot;
         uint8_t new_slot;        /* == slot unless the key moves in from another slot */
         const char *old_cert_id; /* ISSUER_HASH:SERIAL */
+        const uint8_t *old_cert; /* DER, at most 64 KiB */
+        size_t old_cert_len;
         bool rekey;
         const char *cmp_url; /* printable, at most 2048 bytes */
         int64_t uid;         /* -1: unknown */

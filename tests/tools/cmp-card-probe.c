@@ -169,6 +169,8 @@ int main(int argc, char **argv) {
         unsigned char *new_spki = NULL;
         size_t spki_len;
         char *old_id;
+        unsigned char *old_der = NULL;
+        int old_der_len;
         CmpResult res;
         json_t *out;
         int c, r;
@@ -225,6 +227,10 @@ int main(int argc, char **argv) {
             !(o.old_cert = read_cert(cert_path)) || !(old_id = cert_id(o.old_cert)))
                 die("reading the certificate and order", -EINVAL);
 
+        old_der_len = i2d_X509(o.old_cert, &old_der);
+        if (old_der_len <= 0)
+                die("encoding the old certificate", -EINVAL);
+
         /* 3: the renewal, journalled before each step is acted on. */
         if (renewal_journal_start(rn.dir_fd,
                                   &(RenewalJournalStart){ .order_id = order,
@@ -232,6 +238,8 @@ int main(int argc, char **argv) {
                                                           .slot = OLD_SLOT,
                                                           .new_slot = NEW_SLOT,
                                                           .old_cert_id = old_id,
+                                                          .old_cert = old_der,
+                                                          .old_cert_len = (size_t) old_der_len,
                                                           .rekey = true,
                                                           .cmp_url = o.url,
                                                           .uid = -1 },
@@ -280,6 +288,7 @@ int main(int argc, char **argv) {
         EVP_PKEY_free(new_pub);
         OPENSSL_free(new_spki);
         free(old_id);
+        OPENSSL_free(old_der);
         renewal_journal_free(rn.journal);
         token_free(rn.token);
         piv_card_free(card);

@@ -100,6 +100,8 @@ static int start_journal(int fd, const char *order, const char *token, uint8_t s
                                       .slot = slot,
                                       .new_slot = rekey ? 0x95 : slot,
                                       .old_cert_id = old_cert,
+                                      .old_cert = (const uint8_t *) "\x30\x03\x02\x01\x01",
+                                      .old_cert_len = 5,
                                       .rekey = rekey,
                                       .cmp_url = "https://portal.example/.well-known/cmp/p/renew",
                                       .uid = 1000 };
@@ -133,6 +135,8 @@ static void test_every_step(void) {
         ASSERT_EQ(l->slot, 0x9a);
         ASSERT_EQ(l->new_slot, 0x95);
         ASSERT_EQ(l->uid, 1000);
+        ASSERT_EQ(l->old_cert_len, 5u);
+        ASSERT_MEMEQ(l->old_cert, "\x30\x03\x02\x01\x01", 5);
         ASSERT_STREQ(l->cmp_url, "https://portal.example/.well-known/cmp/p/renew");
         ASSERT_TRUE(l->rekey);
         l = renewal_journal_free(l);
