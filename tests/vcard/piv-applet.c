@@ -646,6 +646,22 @@ static uint16_t cmd_reset(PivCard *c, const Apdu *a, Answer *out) {
         return SW_OK;
 }
 
+/* Yubico MOVE KEY (5.7): P1 the destination (FF: delete), P2 the key's
+ * slot, no data. The key takes its policies, origin and use counter
+ * along; certificates stay where they are (the client moves them). */
+static uint16_t cmd_move_key(PivCard *c, const Apdu *a, Answer *out) {
+        if (!version_at_least(c, 5, 7))
+                return SW_INS_NOT_SUPPORTED;
+        if (a->lc != 0)
+                return SW_WRONG_LENGTH;
+        if (!piv_slot_is_key(a->p2) || a->p1 == a->p2 ||
+            (a->p1 != PIV_SLOT_DELETE && !piv_slot_is_key(a->p1)))
+                return SW_WRONG_P1P2;
+        if (!c->session.mgm_authenticated)
+                return SW_SECURITY_STATUS;
+        return piv_card_move_key(c, a->p2, a->p1) < 0 ? SW_REF_NOT_FOUND : SW_OK;
+}
+
 typedef uint16_t (*Command)(PivCard *c, const Apdu *a, Answer *out);
 
 static Command command_for(uint8_t ins) {
@@ -678,6 +694,8 @@ static Command command_for(uint8_t ins) {
                 return cmd_set_pin_retries;
         case 0xFB:
                 return cmd_reset;
+        case 0xF6:
+                return cmd_move_key;
         default:
                 return NULL;
         }

@@ -9,9 +9,10 @@
  * Commands: SELECT, GET DATA, PUT DATA, VERIFY, CHANGE REFERENCE DATA,
  * RESET RETRY COUNTER, GENERAL AUTHENTICATE, GENERATE ASYMMETRIC KEY PAIR,
  * GET RESPONSE; Yubico's GET VERSION (FD), GET SERIAL (F8), GET METADATA
- * (F7), SET MANAGEMENT KEY (FF), SET PIN RETRIES (FA), RESET (FB). Command chaining
- * (CLA 10) for any of them; answers longer than Le (256 when absent) are
- * served in pieces through 61xx and GET RESPONSE. */
+ * (F7), SET MANAGEMENT KEY (FF), SET PIN RETRIES (FA), RESET (FB), MOVE KEY
+ * (F6, 5.7 and later). Command chaining (CLA 10) for any of them; answers
+ * longer than Le (256 when absent) are served in pieces through 61xx and
+ * GET RESPONSE. */
 
 #include <stddef.h>
 #include <stdint.h>

@@ -127,6 +127,27 @@ int piv_card_set_key(PivCard *c, uint8_t slot, uint8_t algorithm, uint8_t pin_po
         return 0;
 }
 
+int piv_card_move_key(PivCard *c, uint8_t from, uint8_t to) {
+        PivKey *k = piv_card_key(c, from), *dest;
+
+        if (!k)
+                return -ENOENT;
+        if (to != PIV_SLOT_DELETE && (to == from || !piv_slot_is_key(to)))
+                return -EINVAL;
+        if (to == PIV_SLOT_DELETE)
+                EVP_PKEY_free(k->pkey);
+        else {
+                /* k's entry is from's, so the destination is another one */
+                dest = piv_card_key_slot(c, to);
+                EVP_PKEY_free(dest->pkey);
+                *dest = *k;
+                dest->slot = to;
+        }
+        *k = (PivKey){};
+        c->dirty = true;
+        return 0;
+}
+
 const PivObject *piv_card_object(const PivCard *c, uint32_t tag) {
         for (size_t i = 0; i < c->n_objects; i++)
                 if (c->objects[i].tag == tag)

@@ -34,6 +34,7 @@
 #define PIV_REF_PIN 0x80
 #define PIV_REF_PUK 0x81
 #define PIV_SLOT_MGM 0x9B
+#define PIV_SLOT_DELETE 0xFF /* Yubico MOVE KEY's P1 that deletes */
 
 /* Data object tags (SP 800-73-4 part 1 table 3, and Yubico's). */
 #define PIV_OBJ_CCC 0x5FC107
@@ -152,6 +153,12 @@ PivKey *piv_card_key_slot(PivCard *c, uint8_t slot);
 /* Puts pkey (taking it over) into the slot. Returns 0 or -EINVAL. */
 int piv_card_set_key(PivCard *c, uint8_t slot, uint8_t algorithm, uint8_t pin_policy, uint8_t touch_policy,
                      uint8_t origin, EVP_PKEY *pkey);
+
+/* Moves the key in from to to, replacing the key there, with its
+ * policies, origin and use counter (it is the same key); to
+ * PIV_SLOT_DELETE deletes it. Certificate objects stay. -ENOENT when from
+ * holds no key, -EINVAL when to is from or no key slot. */
+int piv_card_move_key(PivCard *c, uint8_t from, uint8_t to);
 
 const PivObject *piv_card_object(const PivCard *c, uint32_t tag);
 /* Stores a copy of data as the object (len 0 deletes it). 0 or -ENOMEM. */

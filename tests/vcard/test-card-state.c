@@ -66,6 +66,44 @@ static void test_round_trip(void) {
         ASSERT_EQ(unlink(path), 0);
 }
 
+/* A moved key is saved in its new slot, with its counter; the old slot is
+ * empty in the file too. */
+static void test_moved_key(void) {
+        _cleanup_(piv_card_freep) PivCard *c = piv_card_new();
+        _cleanup_(piv_card_freep) PivCard *d = NULL;
+        _cleanup_free_ char *path = NULL;
+        EVP_PKEY *pkey = NULL, *doomed = NULL;
+
+        ASSERT_TRUE(asprintf(&path, "%s/moved", dir) > 0);
+        ASSERT_EQ(piv_key_generate(PIV_ALG_ECCP256, &pkey), 0);
+        ASSERT_EQ(piv_card_set_key(c, 0x95, PIV_ALG_ECCP256, PIV_PIN_POLICY_NEVER, 2, PIV_ORIGIN_GENERATED,
+                                   pkey),
+                  0);
+        piv_card_key(c, 0x95)->uses = 4;
+        ASSERT_EQ(piv_key_generate(PIV_ALG_ECCP256, &doomed), 0);
+        ASSERT_EQ(piv_card_set_key(c, 0x9C, PIV_ALG_ECCP256, 0, 0, PIV_ORIGIN_IMPORTED, doomed), 0);
+        ASSERT_EQ(piv_card_move_key(c, 0x95, 0x95), -EINVAL);
+        ASSERT_EQ(piv_card_move_key(c, 0x95, 0x9B), -EINVAL);
+        ASSERT_EQ(piv_card_move_key(c, 0x9A, 0x9C), -ENOENT);
+        ASSERT_EQ(piv_card_move_key(c, 0x95, 0x9C), 0);
+        ASSERT_EQ(card_state_save(path, c), 0);
+
+        ASSERT_EQ(card_state_load(path, &d, NULL), 0);
+        ASSERT_TRUE(!piv_card_key(d, 0x95));
+        ASSERT_EQ(EVP_PKEY_eq(piv_card_key(d, 0x9C)->pkey, pkey), 1);
+        ASSERT_EQ(piv_card_key(d, 0x9C)->pin_policy, PIV_PIN_POLICY_NEVER);
+        ASSERT_EQ(piv_card_key(d, 0x9C)->touch_policy, 2);
+        ASSERT_EQ(piv_card_key(d, 0x9C)->origin, PIV_ORIGIN_GENERATED);
+        ASSERT_EQ(piv_card_key(d, 0x9C)->uses, 4);
+
+        ASSERT_EQ(piv_card_move_key(d, 0x9C, PIV_SLOT_DELETE), 0);
+        ASSERT_EQ(card_state_save(path, d), 0);
+        piv_card_free(TAKE_PTR(d));
+        ASSERT_EQ(card_state_load(path, &d, NULL), 0);
+        ASSERT_TRUE(!piv_card_key(d, 0x9C));
+        ASSERT_EQ(unlink(path), 0);
+}
+
 static void expect_broken(const char *text, unsigned line) {
         _cleanup_free_ char *path = NULL;
         PivCard *c = NULL;
@@ -98,6 +136,7 @@ int main(void) {
         ASSERT_TRUE(mkdtemp(dir));
         RUN(test_round_trip);
         RUN(test_broken_files);
+        RUN(test_moved_key);
         ASSERT_EQ(rmdir(dir), 0);
         return 0;
 }

@@ -495,6 +495,98 @@ static void test_reset(void) {
         authenticate_mgm(c);
 }
 
+/* Yubico MOVE KEY (F6, 5.7): the key generated in 95 signs from 9A once
+ * moved, with its policy, origin and use counter; 95 is empty then, and
+ * the certificate objects stay where they were. P1 FF deletes. */
+static void test_move_key(void) {
+        _cleanup_(piv_card_freep) PivCard *c = selected_card();
+        uint8_t digest[32], req[400], out[600];
+        size_t req_len, out_len;
+        EVP_PKEY *pub, *old;
+        PivKey *k;
+        Resp r;
+
+        memcpy(c->version, (uint8_t[]){ 5, 7, 0 }, 3);
+        ASSERT_EQ(send_hex(c, "00F69A95", NULL), 0x6982);
+        authenticate_mgm(c);
+        ASSERT_EQ(send_hex(c, "00F69A95", NULL), 0x6A88);
+        ASSERT_EQ(send_hex(c, "0047009A05AC03800111", &r), 0x9000);
+        old = public_key_from(r.data, r.len, PIV_ALG_ECCP256);
+        ASSERT_EQ(send_hex(c, "0047009505AC03800111", &r), 0x9000);
+        pub = public_key_from(r.data, r.len, PIV_ALG_ECCP256);
+        ASSERT_EQ(piv_card_set_object(c, 0x5FC10D, "\x53\x01\x00", 3), 0);
+
+        /* the new key signs from 95 while the old one is still in 9A */
+        ASSERT_EQ(EVP_Digest("renewed", 7, digest, NULL, EVP_sha256(), NULL), 1);
+        req_len = sign_request(digest, 32, req);
+        ASSERT_EQ(send_hex(c, "0020008008313233343536FFFF", NULL), 0x9000);
+        ASSERT_EQ(send_long(c, 0x87, 0x11, 0x95, req, req_len, out, &out_len), 0x9000);
+        verify_signature(pub, digest, out, out_len);
+
+        /* slots that are none, the same one, the attestation key, data */
+        ASSERT_EQ(send_hex(c, "00F6F995", NULL), 0x6A86);
+        ASSERT_EQ(send_hex(c, "00F69595", NULL), 0x6A86);
+        ASSERT_EQ(send_hex(c, "00F69A9B", NULL), 0x6A86);
+        ASSERT_EQ(send_hex(c, "00F6FFFF", NULL), 0x6A86);
+        ASSERT_EQ(send_hex(c, "00F69A950100", NULL), 0x6700);
+        ASSERT_EQ(piv_card_key(c, 0x95)->uses, 1);
+
+        c->dirty = false;
+        ASSERT_EQ(send_hex(c, "00F69A95", NULL), 0x9000);
+        ASSERT_TRUE(c->dirty);
+        ASSERT_TRUE(!piv_card_key(c, 0x95));
+        k = piv_card_key(c, 0x9A);
+        ASSERT_TRUE(k);
+        ASSERT_EQ(EVP_PKEY_eq(k->pkey, pub), 1);
+        ASSERT_TRUE(EVP_PKEY_eq(k->pkey, old) != 1);
+        ASSERT_EQ(k->algorithm, PIV_ALG_ECCP256);
+        ASSERT_EQ(k->pin_policy, PIV_PIN_POLICY_ONCE);
+        ASSERT_EQ(k->origin, PIV_ORIGIN_GENERATED);
+        ASSERT_EQ(k->uses, 1);
+        ASSERT_TRUE(piv_card_object(c, 0x5FC10D));
+        ASSERT_TRUE(!piv_card_object(c, 0x5FC105));
+
+        /* 9A signs with the moved key; 95 has none; metadata agrees */
+        ASSERT_EQ(send_long(c, 0x87, 0x11, 0x9A, req, req_len, out, &out_len), 0x9000);
+        verify_signature(pub, digest, out, out_len);
+        ASSERT_EQ(k->uses, 2);
+        ASSERT_EQ(send_long(c, 0x87, 0x11, 0x95, req, req_len, out, &out_len), 0x6A88);
+        ASSERT_EQ(send_hex(c, "00F7009500", NULL), 0x6A88);
+        ASSERT_EQ(send_hex(c, "00F7009A00", &r), 0x9000);
+        ASSERT_MEMEQ(r.data, ((uint8_t[]){ 0x01, 0x01, 0x11, 0x02, 0x02, 0x02, 0x01, 0x03, 0x01, 0x01 }),
+                     10);
+        ASSERT_EQ(send_hex(c, "00F69A95", NULL), 0x6A88);
+
+        /* the management key is forgotten with the session */
+        piv_card_session_reset(c);
+        ASSERT_EQ(send_hex(c, "00A4040005A000000308", NULL), 0x9000);
+        ASSERT_EQ(send_hex(c, "00F6FF9A", NULL), 0x6982);
+        authenticate_mgm(c);
+        ASSERT_EQ(send_hex(c, "00F6FF9A", NULL), 0x9000);
+        ASSERT_TRUE(!piv_card_key(c, 0x9A));
+        ASSERT_EQ(send_hex(c, "00F6FF9A", NULL), 0x6A88);
+        ASSERT_EQ(send_hex(c, "00F7009A00", NULL), 0x6A88);
+        EVP_PKEY_free(pub);
+        EVP_PKEY_free(old);
+}
+
+/* Before 5.7 a YubiKey does not know the instruction. */
+static void test_move_key_old_firmware(void) {
+        _cleanup_(piv_card_freep) PivCard *c = selected_card();
+
+        authenticate_mgm(c);
+        ASSERT_EQ(send_hex(c, "0047009505AC03800111", NULL), 0x9000);
+        memcpy(c->version, (uint8_t[]){ 5, 6, 9 }, 3);
+        ASSERT_EQ(send_hex(c, "00F69A95", NULL), 0x6D00);
+        ASSERT_EQ(send_hex(c, "00F6FF95", NULL), 0x6D00);
+        memcpy(c->version, (uint8_t[]){ 5, 4, 3 }, 3);
+        ASSERT_EQ(send_hex(c, "00F69A95", NULL), 0x6D00);
+        ASSERT_TRUE(piv_card_key(c, 0x95));
+        ASSERT_TRUE(!piv_card_key(c, 0x9A));
+        memcpy(c->version, (uint8_t[]){ 6, 0, 0 }, 3);
+        ASSERT_EQ(send_hex(c, "00F69A95", NULL), 0x9000);
+}
+
 int main(void) {
         RUN(test_select);
         RUN(test_mgm_keys);
@@ -505,5 +597,7 @@ int main(void) {
         RUN(test_generate_and_sign_rsa);
         RUN(test_get_data_access);
         RUN(test_reset);
+        RUN(test_move_key);
+        RUN(test_move_key_old_firmware);
         return 0;
 }
