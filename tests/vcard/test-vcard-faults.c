@@ -59,9 +59,25 @@ static void test_vanish(void) {
         ASSERT_TRUE(!vcard_faults_vanish_after(&f, 1));
 }
 
+static void test_freeze(void) {
+        VcardFaults f = { .freeze_after = 4 };
+        uint16_t sw = 0;
+
+        /* APDU 4 is answered as usual; the card freezes after it */
+        ASSERT_EQ(vcard_faults_before(&f, 4, &sw), VCARD_FAULT_NONE);
+        ASSERT_TRUE(!vcard_faults_vanish_after(&f, 4));
+        ASSERT_TRUE(vcard_faults_freeze_after(&f, 4));
+        ASSERT_TRUE(!vcard_faults_freeze_after(&f, 3));
+        ASSERT_TRUE(!vcard_faults_freeze_after(&f, 5));
+        f = (VcardFaults){};
+        ASSERT_TRUE(!vcard_faults_freeze_after(&f, 0));
+        ASSERT_TRUE(!vcard_faults_freeze_after(&f, 1));
+}
+
 int main(void) {
         RUN(test_numbers);
         RUN(test_fail_sw);
         RUN(test_vanish);
+        RUN(test_freeze);
         return 0;
 }

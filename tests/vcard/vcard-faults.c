@@ -59,3 +59,7 @@ VcardFault vcard_faults_before(const VcardFaults *f, unsigned n, uint16_t *ret_s
 bool vcard_faults_vanish_after(const VcardFaults *f, unsigned n) {
         return f->vanish_after != 0 && n == f->vanish_after;
 }
+
+bool vcard_faults_freeze_after(const VcardFaults *f, unsigned n) {
+        return f->freeze_after != 0 && n == f->freeze_after;
+}

@@ -14,6 +14,7 @@
 typedef struct VcardFaults {
         unsigned vanish_before; /* 0: never */
         unsigned vanish_after;  /* 0: never */
+        unsigned freeze_after;  /* 0: never */
         unsigned delay_ms;
         unsigned n_fail;
         struct {
@@ -41,3 +42,6 @@ VcardFault vcard_faults_before(const VcardFaults *f, unsigned n, uint16_t *ret_s
 
 /* Whether to vanish once APDU n has been answered. */
 bool vcard_faults_vanish_after(const VcardFaults *f, unsigned n);
+
+/* Whether to stop answering anything once APDU n has been answered. */
+bool vcard_faults_freeze_after(const VcardFaults *f, unsigned n);

@@ -36,8 +36,18 @@ typedef struct Runner {
 
 static void run_usage(FILE *f) {
         fputs("Usage: keyrenew-vcard run STATE --port P [--host 127.0.0.1] [--connect-timeout SEC]\n"
-              "        [--vanish-before N] [--vanish-after N] [--delay-ms MS] [--fail-sw N:SW]... [--log "
-              "FILE]\n",
+              "        [--vanish-before N] [--vanish-after N] [--freeze-after N] [--delay-ms MS]\n"
+              "        [--fail-sw N:SW]... [--log FILE]\n"
+              "\n"
+              "Faults (APDUs counted from 1 since the connection, GET RESPONSE and chained\n"
+              "pieces included, vpcd's control codes not):\n"
+              "  --vanish-before N  close the connection instead of answering APDU N; exit 3\n"
+              "  --vanish-after N   answer APDU N, then close the connection; exit 3\n"
+              "  --freeze-after N   answer APDU N, print \"frozen after N\" on stderr, then\n"
+              "                     answer nothing more, connection open, until SIGTERM or\n"
+              "                     SIGINT (exit 3) or SIGKILL\n"
+              "  --delay-ms MS      sleep before every answer\n"
+              "  --fail-sw N:SW     answer APDU N with status word SW only (e.g. 6A82)\n",
               f);
 }
 
@@ -60,6 +70,8 @@ static void log_apdu(Runner *rn, uint8_t ins, const char *what, uint64_t us) {
         fflush(rn->log);
 }
 
+/* 0 when the APDU was answered, 1 when the card is to freeze now, -ECONNABORTED
+ * to vanish, or another error. */
 static int answer_apdu(Runner *rn, const uint8_t *apdu, size_t len) {
         uint8_t resp[PIV_APDU_RESPONSE_MAX];
         const VcardFaults *f = &rn->opt->faults;
@@ -108,8 +120,24 @@ static int answer_apdu(Runner *rn, const uint8_t *apdu, size_t len) {
                 log_apdu(rn, ins, what, now_us() - start);
                 return -ECONNABORTED;
         }
+        if (vcard_faults_freeze_after(f, rn->apdus)) {
+                strncat(what, " fault=freeze-after", sizeof what - strlen(what) - 1);
+                log_apdu(rn, ins, what, now_us() - start);
+                return 1;
+        }
         log_apdu(rn, ins, what, now_us() - start);
         return 0;
+}
+
+/* A card that hangs in the middle of a transaction: nothing more is read or
+ * answered, the connection stays open, until the card is pulled out
+ * (SIGTERM, SIGINT) or killed. The line on stderr tells a test the moment. */
+static int freeze(Runner *rn, const sigset_t *wait_mask) {
+        fprintf(stderr, "frozen after %u\n", rn->apdus);
+        fflush(stderr);
+        /* Only SIGTERM and SIGINT have handlers, so only they end the wait. */
+        (void) sigsuspend(wait_mask);
+        return -ECONNABORTED;
 }
 
 static int control(Runner *rn, uint8_t code) {
@@ -130,8 +158,8 @@ static int control(Runner *rn, uint8_t code) {
         }
 }
 
-/* Serves until vpcd closes (0), a signal (0), a fault (-ECONNABORTED) or an
- * error. */
+/* Serves until vpcd closes (0), a signal (0), a fault (-ECONNABORTED; a
+ * frozen card once a signal came) or an error. */
 static int serve(Runner *rn, const sigset_t *wait_mask) {
         static uint8_t msg[VPCD_MESSAGE_MAX];
         size_t len;
@@ -144,6 +172,8 @@ static int serve(Runner *rn, const sigset_t *wait_mask) {
                 if (r < 0)
                         return r;
                 r = len == 1 ? control(rn, msg[0]) : answer_apdu(rn, msg, len);
+                if (r > 0)
+                        return freeze(rn, wait_mask);
                 if (r < 0)
                         return r;
         }
@@ -155,6 +185,7 @@ static int parse_run_options(int argc, char **argv, RunOptions *o) {
                 OPT_TIMEOUT,
                 OPT_VB,
                 OPT_VA,
+                OPT_FREEZE,
                 OPT_DELAY,
                 OPT_FAIL,
                 OPT_LOG
@@ -165,6 +196,7 @@ static int parse_run_options(int argc, char **argv, RunOptions *o) {
                 { "connect-timeout", required_argument, NULL, OPT_TIMEOUT },
                 { "vanish-before", required_argument, NULL, OPT_VB },
                 { "vanish-after", required_argument, NULL, OPT_VA },
+                { "freeze-after", required_argument, NULL, OPT_FREEZE },
                 { "delay-ms", required_argument, NULL, OPT_DELAY },
                 { "fail-sw", required_argument, NULL, OPT_FAIL },
                 { "log", required_argument, NULL, OPT_LOG },
@@ -194,6 +226,9 @@ static int parse_run_options(int argc, char **argv, RunOptions *o) {
                         break;
                 case OPT_VA:
                         r = vcard_parse_number(optarg, false, &o->faults.vanish_after);
+                        break;
+                case OPT_FREEZE:
+                        r = vcard_parse_number(optarg, false, &o->faults.freeze_after);
                         break;
                 case OPT_DELAY:
                         r = vcard_parse_number(optarg, true, &o->faults.delay_ms);

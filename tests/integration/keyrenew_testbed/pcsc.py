@@ -356,7 +356,7 @@ class PcscTestbed:
     # --- keys in and out --------------------------------------------------
 
     def insert(self, state, index=0, *, vanish_before=None, vanish_after=None, delay_ms=None,
-               fail_sw=(), wait=True, timeout=10.0):
+               fail_sw=(), freeze_after=None, wait=True, timeout=10.0):
         """Plugs the card whose state file is state into reader index:
         starts keyrenew-vcard run on that reader's port and waits until
         pcscd reports the card present. fail_sw: [(apdu number, "6A82")]."""
@@ -377,6 +377,8 @@ class PcscTestbed:
             args += ["--vanish-before", str(vanish_before)]
         if vanish_after is not None:
             args += ["--vanish-after", str(vanish_after)]
+        if freeze_after is not None:
+            args += ["--freeze-after", str(freeze_after)]
         if delay_ms is not None:
             args += ["--delay-ms", str(delay_ms)]
         for number, sw in fail_sw:
