@@ -208,14 +208,19 @@ int token_put_certificate(Token *t, unsigned slot, const uint8_t *der, size_t de
  * is empty afterwards. to_slot TOKEN_SLOT_DELETE deletes the key in
  * from_slot instead. The key keeps its policies and its origin (a key
  * generated on the card stays "generated"); certificates stay where they
- * are: the caller writes them (token_put_certificate()). This is how a
- * renewal replaces a key: the new one is generated in a free retired slot
- * (0x82..0x95) while the old one still signs, then moved over it. Needs
- * the management key authenticated (-EACCES otherwise); -ENOENT when
- * from_slot holds no key; -EOPNOTSUPP when the card does not have the
- * command (YubiKey MOVE KEY, firmware 5.7 and later; older YubiKeys and
- * other PIV cards answer 6D00); -EINVAL, with nothing sent, when the
- * slots are the same, or either is no key slot (9A, 9C, 9D, 9E, 82..95;
+ * are: the caller writes them (token_put_certificate()).
+ *
+ * This is how a renewal replaces a key: the new one is generated in a free
+ * retired slot (0x82..0x95) while the old one still signs, then moved over
+ * it. Generate it with the policies the destination wants spelt out:
+ * _DEFAULT means the generating slot's (PIN "once" in 82..95, where 9C's
+ * is "always").
+ *
+ * Needs the management key authenticated (-EACCES otherwise); -ENOENT
+ * when from_slot holds no key; -EOPNOTSUPP when the card does not have
+ * the command (YubiKey MOVE KEY, firmware 5.7 and later; older YubiKeys
+ * and other PIV cards answer 6D00); -EINVAL, with nothing sent, when the
+ * slots are the same or either is no key slot (9A, 9C, 9D, 9E, 82..95;
  * the attestation key F9 cannot be moved). */
 int token_move_key(Token *t, unsigned from_slot, unsigned to_slot);
 
