@@ -16,6 +16,7 @@ PACKAGES="
   dbus util-linux procps
   python3 python3-pytest python3-dbusmock
   pinentry-tty valgrind libxml2-utils scdoc groff-base
+  polkitd
 "
 
 if [ "$(id -u)" -ne 0 ]; then
