@@ -2,7 +2,7 @@
 /* The PIV driver's writing half against the virtual card's applet,
  * in-process: PIN, management key, key generation, signatures checked with
  * OpenSSL on the public key the card returned, certificates written and
- * read back. */
+ * read back, keys moved and deleted. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +30,9 @@ typedef struct Link {
         uint8_t held[258];
         size_t held_len;
         unsigned apdus;
+        /* As a card that answers this instruction with refuse_sw only. */
+        uint8_t refuse_ins;
+        uint16_t refuse_sw;
 } Link;
 
 static int link_transmit(void *userdata, const uint8_t *cmd, size_t cmd_len, uint8_t *resp, size_t resp_cap,
@@ -39,6 +42,12 @@ static int link_transmit(void *userdata, const uint8_t *cmd, size_t cmd_len, uin
         int r;
 
         l->apdus++;
+        if (l->refuse_ins != 0 && cmd_len >= 2 && cmd[1] == l->refuse_ins) {
+                resp[0] = (uint8_t) (l->refuse_sw >> 8);
+                resp[1] = (uint8_t) l->refuse_sw;
+                *ret_len = 2;
+                return 0;
+        }
         if (l->t0 && l->held_len > 0 && cmd_len >= 2 && cmd[1] == 0xC0) {
                 memcpy(resp, l->held, l->held_len);
                 *ret_len = l->held_len;
@@ -492,6 +501,118 @@ static void test_reset_forgets(void) {
         fixture_done(&f);
 }
 
+/* A renewal's key swap on a YubiKey 5.7: the new key, made in a retired
+ * slot beside the old one, replaces it; the certificates stay put. */
+static void test_move_key(void) {
+        _cleanup_(EVP_PKEY_freep) EVP_PKEY *old = NULL, *pub = NULL;
+        _cleanup_free_ uint8_t *der = NULL, *sig = NULL;
+        uint8_t block[256] = { 7 }; /* as long as an RSA-2048 block */
+        TokenKeyMetadata m;
+        TokenCertificate c;
+        size_t n = 0, sig_len = 0;
+        Fixture f;
+
+        der = load_der("rsa2048.der", &n);
+        fixture_init(&f);
+        memcpy(f.card->version, (const uint8_t[]){ 5, 7, 1 }, 3);
+        ASSERT_EQ(token_move_key(f.token, 0x95, 0x9A), -EACCES);
+        authenticate_default(&f);
+        ASSERT_EQ(token_move_key(f.token, 0x95, 0x9A), -ENOENT);
+        ASSERT_EQ(token_move_key(f.token, 0x95, TOKEN_SLOT_DELETE), -ENOENT);
+        ASSERT_EQ(token_generate_key(f.token, 0x9A, TOKEN_ALG_ECCP256, TOKEN_PIN_POLICY_DEFAULT,
+                                     TOKEN_TOUCH_POLICY_DEFAULT, &old),
+                  0);
+        ASSERT_EQ(token_generate_key(f.token, 0x95, TOKEN_ALG_RSA2048, TOKEN_PIN_POLICY_ONCE,
+                                     TOKEN_TOUCH_POLICY_NEVER, &pub),
+                  0);
+        ASSERT_EQ(token_put_certificate(f.token, 0x95, der, n), 0);
+        verify(&f, "123456");
+        sign_and_check(&f, 0x95, TOKEN_ALG_RSA2048, pub);
+
+        ASSERT_EQ(token_move_key(f.token, 0x95, 0x9A), 0);
+        ASSERT_EQ(token_key_metadata(f.token, 0x95, &m), -ENOENT);
+        ASSERT_EQ(token_sign(f.token, 0x95, TOKEN_ALG_RSA2048, block, sizeof block, &sig, &sig_len),
+                  -ENOENT);
+        ASSERT_EQ(token_key_metadata(f.token, 0x9A, &m), 0);
+        ASSERT_STREQ(m.algorithm, "rsa2048");
+        ASSERT_EQ(m.origin, TOKEN_KEY_ORIGIN_GENERATED);
+        ASSERT_EQ(m.pin_policy, TOKEN_PIN_POLICY_ONCE);
+        /* 9A signs with the new key now, the old one is gone. */
+        sign_and_check(&f, 0x9A, TOKEN_ALG_RSA2048, pub);
+        ASSERT_EQ(EVP_PKEY_eq(piv_card_key(f.card, 0x9A)->pkey, pub), 1);
+        ASSERT_EQ(token_sign(f.token, 0x9A, TOKEN_ALG_ECCP256, block, 32, &sig, &sig_len), -EINVAL);
+        /* The certificate is where it was written: the caller moves it. */
+        ASSERT_EQ(token_read_certificate(f.token, 0x95, &c), 0);
+        token_certificate_done(&c);
+        ASSERT_EQ(token_read_certificate(f.token, 0x9A, &c), -ENOENT);
+
+        ASSERT_EQ(token_move_key(f.token, 0x9A, TOKEN_SLOT_DELETE), 0);
+        ASSERT_EQ(token_key_metadata(f.token, 0x9A, &m), -ENOENT);
+        ASSERT_EQ(token_move_key(f.token, 0x9A, TOKEN_SLOT_DELETE), -ENOENT);
+        ASSERT_TRUE(!piv_card_key(f.card, 0x9A) && !piv_card_key(f.card, 0x95));
+        fixture_done(&f);
+}
+
+/* Slots the command cannot take are refused before anything is sent; a
+ * reset in between forgets the management key. */
+static void test_move_key_refused(void) {
+        static const unsigned bad[][2] = {
+                { 0x9A, 0x9A },  { 0x95, 0xF9 },
+                { 0xF9, 0x9A },  { 0x9B, 0x9A },
+                { 0x95, 0x9B },  { 0x80, 0x9A },
+                { 0x9A, 0x00 },  { 0x96, 0x9A },
+                { 0x9A, 0x81 },  { TOKEN_SLOT_DELETE, 0x9A },
+                { 0x19A, 0x9C }, { 0x9A, 0x19C },
+        };
+        _cleanup_(EVP_PKEY_freep) EVP_PKEY *pub = NULL;
+        unsigned before;
+        Fixture f;
+
+        fixture_init(&f);
+        memcpy(f.card->version, (const uint8_t[]){ 5, 7, 0 }, 3);
+        authenticate_default(&f);
+        ASSERT_EQ(token_generate_key(f.token, 0x9A, TOKEN_ALG_ECCP256, TOKEN_PIN_POLICY_DEFAULT,
+                                     TOKEN_TOUCH_POLICY_DEFAULT, &pub),
+                  0);
+        before = f.link.apdus;
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++)
+                ASSERT_EQ(token_move_key(f.token, bad[i][0], bad[i][1]), -EINVAL);
+        ASSERT_EQ(f.link.apdus, before);
+
+        f.link.reset_next = true;
+        ASSERT_EQ(token_move_key(f.token, 0x9A, 0x9C), -EACCES);
+        ASSERT_EQ(EVP_PKEY_eq(piv_card_key(f.card, 0x9A)->pkey, pub), 1);
+        authenticate_default(&f);
+        ASSERT_EQ(token_move_key(f.token, 0x9A, 0x9C), 0);
+        ASSERT_EQ(EVP_PKEY_eq(piv_card_key(f.card, 0x9C)->pkey, pub), 1);
+        fixture_done(&f);
+}
+
+/* Cards without the command: YubiKeys before 5.7 (6D00), and others that
+ * say so another way. The key stays where it is. */
+static void test_move_key_unsupported(void) {
+        static const uint16_t refusals[] = { 0x6D00, 0x6E00, 0x6A81 };
+        _cleanup_(EVP_PKEY_freep) EVP_PKEY *pub = NULL;
+        Fixture f;
+
+        fixture_init(&f);
+        authenticate_default(&f);
+        ASSERT_EQ(token_generate_key(f.token, 0x95, TOKEN_ALG_ECCP256, TOKEN_PIN_POLICY_DEFAULT,
+                                     TOKEN_TOUCH_POLICY_DEFAULT, &pub),
+                  0);
+        ASSERT_EQ(token_move_key(f.token, 0x95, 0x9A), -EOPNOTSUPP);
+        ASSERT_EQ(token_move_key(f.token, 0x95, TOKEN_SLOT_DELETE), -EOPNOTSUPP);
+        memcpy(f.card->version, (const uint8_t[]){ 5, 7, 0 }, 3);
+        for (size_t i = 0; i < ELEMENTSOF(refusals); i++) {
+                f.link.refuse_ins = 0xF6;
+                f.link.refuse_sw = refusals[i];
+                ASSERT_EQ(token_move_key(f.token, 0x95, 0x9A), -EOPNOTSUPP);
+        }
+        ASSERT_EQ(EVP_PKEY_eq(piv_card_key(f.card, 0x95)->pkey, pub), 1);
+        ASSERT_TRUE(!piv_card_key(f.card, 0x9A));
+        fixture_done(&f);
+}
+
 int main(void) {
         RUN(test_verify_pin);
         RUN(test_mgm_algorithms);
@@ -501,5 +622,8 @@ int main(void) {
         RUN(test_signature_slot);
         RUN(test_put_certificate);
         RUN(test_reset_forgets);
+        RUN(test_move_key);
+        RUN(test_move_key_refused);
+        RUN(test_move_key_unsupported);
         return 0;
 }
