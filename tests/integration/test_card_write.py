@@ -1,15 +1,17 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 """The PIV driver's writing half and the card-backed OpenSSL key over a real
 PC/SC stack (tests/tools/card-write-probe), checked with clients nobody
-here wrote: what keyrenew generated and wrote, yubico-piv-tool reads back
-and test-signs with. Needs root (see README.md)."""
+here wrote: what keyrenew generated and wrote (or generated in a retired
+slot and moved, on a YubiKey 5.7), yubico-piv-tool reads back and
+test-signs with. Needs root (see README.md)."""
 
 import os
 
 import pytest
 
 from keyrenew_testbed import build_dir
-from keyrenew_testbed.clients import DEFAULT_PIN, run, show, show_slot, ykpiv
+from keyrenew_testbed.clients import (DEFAULT_PIN, cert_pubkey, pkcs11, pubkey_der, run, show, show_slot,
+                                      verify, ykpiv)
 
 
 def probe_binary():
@@ -18,8 +20,8 @@ def probe_binary():
     return path
 
 
-def probe(bed, reader, slot, algorithm, pin=DEFAULT_PIN, check=True):
-    proc = bed.client([probe_binary(), reader, slot, algorithm], input=pin + "\n", stdin=None)
+def probe(bed, reader, slot, algorithm, *move_to, pin=DEFAULT_PIN, check=True):
+    proc = bed.client([probe_binary(), reader, slot, algorithm, *move_to], input=pin + "\n", stdin=None)
     if check:
         assert proc.returncode == 0, proc.stderr
     return proc
@@ -84,3 +86,61 @@ def test_blocked_pin(pcsc_bed, plug, new_card):
     assert proc.returncode == 1
     assert "ENOLCK" in proc.stderr
     assert show(card)["pin"]["blocked"] is True
+
+
+@pytest.mark.parametrize("algorithm", ["eccp256", "rsa2048"])
+def test_generate_in_retired_slot_and_move(pcsc_bed, plug, new_card, issue, tmp_path, algorithm):
+    """A renewal's key swap on a YubiKey 5.7: the new key is made in 95
+    while the old one is still in 9A, then moved over it through
+    keyrenew's driver (MOVE KEY). Real peers find the new key in 9A."""
+    card = new_card("--yk-version", "5.7.1")
+    old_cert = issue(card, "9a", "eccp256", "/CN=Old Key", "ec")
+    old_pub = cert_pubkey(old_cert, tmp_path / "old-pub.pem")
+    c = plug(card)
+    proc = probe(pcsc_bed, c.reader, "95", algorithm, "9a")
+    assert "moved 95 to 9a" in proc.stderr
+    pem = tmp_path / "probe.pem"
+    pem.write_text(proc.stdout)
+    pub = cert_pubkey(pem, tmp_path / "pub.pem")
+    assert pubkey_der(pub) != pubkey_der(old_pub)
+
+    # The source slot is empty, the key in 9A is the one generated in 95:
+    # still "generated", and its one use (the certificate's signature, made
+    # while it was in 95) moved with it.
+    assert show_slot(card, "95") is None
+    state = show_slot(card, "9a")
+    assert state["origin"] == "generated"
+    assert state["algorithm"] == algorithm
+    assert state["certificate"]["subject"] == "CN=card-write-probe"
+    assert state["uses"] == 1
+    # What it signed while in 95 verifies with the public key it has in 9A.
+    run(["openssl", "verify", "-CAfile", pem, pem])
+
+    # yubico-piv-tool signs with 9A and checks against the certificate.
+    proc = ykpiv(pcsc_bed, "-a", "verify-pin", "-P", DEFAULT_PIN, "-a", "test-signature", "-s", "9a",
+                 "-i", pem, reader=c.reader)
+    assert f"Successful {KINDS[algorithm]} verification" in proc.stdout + proc.stderr
+    # OpenSC signs with 9A (its id 01); OpenSSL verifies with the moved
+    # public key, and not with the replaced one.
+    data, sig = tmp_path / "data", tmp_path / "sig"
+    data.write_bytes(b"signed after the move\n")
+    mechanism = ["-m", "ECDSA-SHA256", "--signature-format", "openssl"] if algorithm == "eccp256" else [
+        "-m", "SHA256-RSA-PKCS"]
+    pkcs11(pcsc_bed, "--login", "--pin", DEFAULT_PIN, "--sign", "--id", "01", *mechanism,
+           "-i", data, "-o", sig)
+    assert verify(pub, data, sig)
+    assert not verify(old_pub, data, sig)
+    assert show_slot(card, "9a")["uses"] == 3
+
+
+def test_move_refused_before_5_7(pcsc_bed, plug, new_card, issue):
+    """A YubiKey before 5.7 has no MOVE KEY: the driver says so, and both
+    keys stay where they were."""
+    card = new_card()
+    issue(card, "9a", "eccp256", "/CN=Old Key", "ec")
+    c = plug(card)
+    proc = probe(pcsc_bed, c.reader, "95", "eccp256", "9a", check=False)
+    assert proc.returncode == 1
+    assert "move key: EOPNOTSUPP" in proc.stderr
+    assert show_slot(card, "95")["origin"] == "generated"
+    assert show_slot(card, "9a")["certificate"]["subject"] == "CN=Old Key"

@@ -2,7 +2,7 @@
 /* card-write-probe: the writing half of keyrenew's PIV driver and the
  * card-backed OpenSSL key over real PC/SC. Not installed.
  *
- *   card-write-probe READER SLOT ALGORITHM < PIN
+ *   card-write-probe READER SLOT ALGORITHM [MOVE-TO] < PIN
  *
  * READER: the exact reader name; SLOT: 9a, 9c, 9d, 9e or 82..95;
  * ALGORITHM: rsa2048, eccp256 or eccp384; the PIN is the first line of
@@ -11,8 +11,12 @@
  * PIN-protected one), generates a key in SLOT, has the card sign a
  * self-signed certificate for it (CN=card-write-probe) through the
  * card-backed EVP_PKEY, writes it to SLOT, reads it back, and prints it as
- * PEM. On stderr: what it learnt about the management key. Exit status 0,
- * or 1 with the failing step and its errno name on stderr.
+ * PEM. With MOVE-TO (a slot as SLOT), a renewal's key swap: once the
+ * certificate is signed, the key is moved from SLOT to MOVE-TO (MOVE KEY,
+ * replacing the key there) and the certificate written to MOVE-TO instead.
+ * On stderr: what it learnt about the management key, and "moved SLOT to
+ * MOVE-TO". Exit status 0, or 1 with the failing step and its errno name
+ * on stderr.
  *
  * PCSCLITE_CSOCK_NAME picks a private pcscd, as for any pcsc-lite client. */
 #include <errno.h>
@@ -128,7 +132,8 @@ static int write_and_check(Token *t, unsigned slot, X509 *x) {
         return r;
 }
 
-static int run(const char *reader, unsigned slot, TokenAlgorithm alg, const char *pin) {
+/* move_to 0: the key stays in slot. */
+static int run(const char *reader, unsigned slot, TokenAlgorithm alg, unsigned move_to, const char *pin) {
         _cleanup_(pcsc_transport_freep) PcscTransport *p = NULL;
         _cleanup_(token_freep) Token *t = NULL;
         _cleanup_(EVP_PKEY_freep) EVP_PKEY *pub = NULL, *key = NULL;
@@ -159,6 +164,13 @@ static int run(const char *reader, unsigned slot, TokenAlgorithm alg, const char
         r = self_signed(key, &x);
         if (r < 0)
                 return fail("sign certificate", r);
+        if (move_to != 0) {
+                r = token_move_key(t, slot, move_to);
+                if (r < 0)
+                        return fail("move key", r);
+                fprintf(stderr, "moved %02x to %02x\n", slot, move_to);
+                slot = move_to;
+        }
         r = write_and_check(t, slot, x);
         if (r < 0)
                 return r;
@@ -173,30 +185,40 @@ static int parse_alg(const char *s, TokenAlgorithm *ret) {
         return *ret == TOKEN_ALG_DEFAULT ? -EINVAL : 0;
 }
 
+static int parse_slot(const char *s, unsigned *ret) {
+        unsigned long slot;
+        char *end = NULL;
+
+        slot = strtoul(s, &end, 16);
+        if (!end || *end || slot == 0 || slot > 0xFF) {
+                fprintf(stderr, "bad slot %s\n", s);
+                return -EINVAL;
+        }
+        *ret = (unsigned) slot;
+        return 0;
+}
+
 int main(int argc, char **argv) {
         _cleanup_secmem_ char *pin = NULL;
         OSSL_PROVIDER *prov = NULL;
         TokenAlgorithm alg;
-        unsigned long slot;
-        char *end = NULL;
+        unsigned slot, move_to = 0;
         int r;
 
-        if (argc != 4 || parse_alg(argv[3], &alg) < 0) {
-                fprintf(stderr, "usage: card-write-probe READER SLOT rsa2048|eccp256|eccp384 < PIN\n");
+        if ((argc != 4 && argc != 5) || parse_alg(argv[3], &alg) < 0) {
+                fprintf(stderr,
+                        "usage: card-write-probe READER SLOT rsa2048|eccp256|eccp384 [MOVE-TO] < PIN\n");
                 return 2;
         }
-        slot = strtoul(argv[2], &end, 16);
-        if (!end || *end || slot > 0xFF) {
-                fprintf(stderr, "bad slot %s\n", argv[2]);
+        if (parse_slot(argv[2], &slot) < 0 || (argc == 5 && parse_slot(argv[4], &move_to) < 0))
                 return 2;
-        }
         r = read_pin(&pin);
         if (r < 0)
                 return fail("read PIN", r) < 0;
         r = card_provider_load(NULL, &prov);
         if (r < 0)
                 return fail("provider", r) < 0;
-        r = run(argv[1], (unsigned) slot, alg, pin);
+        r = run(argv[1], slot, alg, move_to, pin);
         (void) OSSL_PROVIDER_unload(prov);
         return r < 0 ? 1 : 0;
 }
