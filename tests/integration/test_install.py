@@ -189,6 +189,19 @@ def test_nothing_outside_the_prefixes(installed):
     assert not installed.path("/var").exists(), "the state folder is systemd's (StateDirectory=) to make"
 
 
+def test_uninstall_leaves_nothing(installed):
+    # docs/install.md's way to remove it; into a second staging folder, so
+    # that the other tests keep theirs.
+    dest = installed.top / "dest-uninstall"
+    dest.mkdir()
+    os.chown(dest, 65534, 65534)
+    as_builder(["meson", "install", "-C", installed.build, "--no-rebuild", "--destdir", dest])
+    assert any(p.is_file() for p in dest.rglob("*"))
+    as_builder(["ninja", "-C", installed.build, "uninstall"])
+    left = [str(p) for p in dest.rglob("*") if not p.is_dir()] if dest.exists() else []
+    assert not left, left
+
+
 def test_installed_programs_run_from_destdir(installed):
     version = installed.version()
     for program in ("/usr/libexec/keyrenewd", "/usr/bin/keyrenewctl", "/usr/bin/keyrenew-tray"):
