@@ -14,6 +14,7 @@ struct PcscTransport {
         DWORD protocol;
         bool have_context, have_card;
         bool was_reset; /* since the last begin() */
+        bool reset_on_close;
 };
 
 int pcsc_error_to_errno(LONG rv) {
@@ -145,12 +146,17 @@ int pcsc_transport_open(const char *reader, PcscTransport **ret) {
 PcscTransport *pcsc_transport_free(PcscTransport *p) {
         if (p) {
                 if (p->have_card)
-                        (void) SCardDisconnect(p->card, SCARD_LEAVE_CARD);
+                        (void) SCardDisconnect(p->card,
+                                               p->reset_on_close ? SCARD_RESET_CARD : SCARD_LEAVE_CARD);
                 if (p->have_context)
                         (void) SCardReleaseContext(p->context);
                 free(p);
         }
         return NULL;
+}
+
+void pcsc_transport_reset_on_close(PcscTransport *p) {
+        p->reset_on_close = true;
 }
 
 TokenTransport *pcsc_transport_get(PcscTransport *p) {

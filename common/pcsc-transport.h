@@ -41,6 +41,11 @@ int pcsc_transport_open(const char *reader, PcscTransport **ret);
 PcscTransport *pcsc_transport_free(PcscTransport *p);
 DEFINE_TRIVIAL_CLEANUP_FUNC(PcscTransport *, pcsc_transport_free)
 
+/* Resets the card when p is freed, rather than leaving it as it is: a
+ * verified PIN or an authenticated management key must not outlive the
+ * work that needed it (for the next program that talks to the card). */
+void pcsc_transport_reset_on_close(PcscTransport *p);
+
 /* Valid as long as p is. */
 TokenTransport *pcsc_transport_get(PcscTransport *p);
 

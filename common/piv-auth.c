@@ -35,7 +35,7 @@
 /* Printed Information with a management key is a few dozen bytes. */
 #define SECRET_RESPONSE_MAX 1024u
 
-static const uint8_t default_mgm_key[24] = {
+const uint8_t piv_default_mgm_key_3des[24] = {
         1, 2, 3, 4, 5, 6, 7, 8, 1, 2, 3, 4, 5, 6, 7, 8, 1, 2, 3, 4, 5, 6, 7, 8,
 };
 
@@ -291,7 +291,7 @@ int piv_mgm_info(Token *t, TokenMgmInfo *ret) {
         if (r == 0)
                 info.is_default = is_default;
         else {
-                r = mutual_auth(t, default_mgm_key, TOKEN_ALG_3DES);
+                r = mutual_auth(t, piv_default_mgm_key_3des, TOKEN_ALG_3DES);
                 if (r == 0 || r == -EKEYREJECTED)
                         info.is_default = r == 0;
                 else if (r != -EINVAL && r != -EOPNOTSUPP)

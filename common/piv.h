@@ -20,6 +20,10 @@ extern const TokenDriver piv_driver;
 
 #define PIV_OBJECT_CHUID 0x5FC102u
 
+/* The management key every PIV card leaves the factory with (public
+ * knowledge: a card still on it lets anyone change it). */
+extern const uint8_t piv_default_mgm_key_3des[24];
+
 /* The data object with a slot's certificate (0x5FC105 for 9A), or 0 when
  * the key reference is not a slot with a certificate. */
 uint32_t piv_slot_object(unsigned slot);

@@ -29,6 +29,7 @@ static int parse_log_level(Config *c, const char *value, char **ret_why);
 static int parse_warn_days(Config *c, const char *value, char **ret_why);
 static int parse_portal_url(Config *c, const char *value, char **ret_why);
 static int parse_ca_bundle(Config *c, const char *value, char **ret_why);
+static int parse_cmp_trusted(Config *c, const char *value, char **ret_why);
 static int parse_poll_interval(Config *c, const char *value, char **ret_why);
 
 static const ConfigKey config_keys[] = {
@@ -36,6 +37,7 @@ static const ConfigKey config_keys[] = {
         { "Expiry", "WarnDays", "30,14,7,3,1", parse_warn_days },
         { "Portal", "Url", "", parse_portal_url },
         { "Portal", "CABundle", "", parse_ca_bundle },
+        { "Portal", "CmpTrustedCA", "", parse_cmp_trusted },
         { "Portal", "PollIntervalSec", "21600", parse_poll_interval },
 };
 
@@ -210,13 +212,14 @@ static int parse_portal_url(Config *c, const char *value, char **ret_why) {
         return 0;
 }
 
-static int parse_ca_bundle(Config *c, const char *value, char **ret_why) {
+/* A PEM file of CA certificates, or "" for none. */
+static int parse_pem_path(char **where, const char *value, char **ret_why) {
         struct stat st;
         char *copy;
 
         if (value[0] == '\0') {
-                free(c->portal_ca_bundle);
-                c->portal_ca_bundle = NULL;
+                free(*where);
+                *where = NULL;
                 return 0;
         }
         if (value[0] != '/')
@@ -231,9 +234,17 @@ static int parse_ca_bundle(Config *c, const char *value, char **ret_why) {
         copy = strdup(value);
         if (!copy)
                 return -ENOMEM;
-        free(c->portal_ca_bundle);
-        c->portal_ca_bundle = copy;
+        free(*where);
+        *where = copy;
         return 0;
+}
+
+static int parse_ca_bundle(Config *c, const char *value, char **ret_why) {
+        return parse_pem_path(&c->portal_ca_bundle, value, ret_why);
+}
+
+static int parse_cmp_trusted(Config *c, const char *value, char **ret_why) {
+        return parse_pem_path(&c->portal_cmp_trusted, value, ret_why);
 }
 
 static int parse_poll_interval(Config *c, const char *value, char **ret_why) {
@@ -259,6 +270,7 @@ void config_init(Config *c) {
 void config_done(Config *c) {
         free(c->portal_url);
         free(c->portal_ca_bundle);
+        free(c->portal_cmp_trusted);
         config_init(c);
 }
 

@@ -23,6 +23,7 @@ typedef struct Config {
         size_t n_warn_days;                       /* at least one */
         char *portal_url;                         /* [Portal] Url, or NULL: no portal configured */
         char *portal_ca_bundle;                   /* [Portal] CABundle, or NULL: the system's CAs */
+        char *portal_cmp_trusted;                 /* [Portal] CmpTrustedCA, or NULL: CABundle */
         unsigned portal_poll_interval_sec;        /* [Portal] PollIntervalSec: until the portal says */
 } Config;
 

@@ -48,12 +48,14 @@ int main(int argc, char **argv) {
         /* A client that goes away mid-write must not take the daemon along. */
         (void) signal(SIGPIPE, SIG_IGN);
         state = state_dir(&o);
-        r = daemon_run(o.bus, &(ManagerSettings){ .warn_days = c.warn_days,
-                                                  .n_warn_days = c.n_warn_days,
-                                                  .state_dir = state,
-                                                  .portal_url = c.portal_url,
-                                                  .portal_ca_bundle = c.portal_ca_bundle,
-                                                  .portal_poll_interval_sec = c.portal_poll_interval_sec });
+        r = daemon_run(o.bus,
+                       &(ManagerSettings){ .warn_days = c.warn_days,
+                                           .n_warn_days = c.n_warn_days,
+                                           .state_dir = state,
+                                           .portal_url = c.portal_url,
+                                           .portal_ca_bundle = c.portal_ca_bundle,
+                                           .portal_cmp_trusted = c.portal_cmp_trusted ?: c.portal_ca_bundle,
+                                           .portal_poll_interval_sec = c.portal_poll_interval_sec });
         config_done(&c);
         return r;
 }

@@ -5,6 +5,7 @@
 
 #include "config.h"
 #include "i18n.h"
+#include "manager-renew.h"
 #include "token-bus.h"
 
 static int property_get_version(sd_bus *bus, const char *path, const char *interface, const char *property,
@@ -101,6 +102,26 @@ static int method_get_token(sd_bus_message *message, void *userdata, sd_bus_erro
         return sd_bus_reply_method_return(message, "o", t->path);
 }
 
+static int method_renew(sd_bus_message *message, void *userdata, sd_bus_error *error) {
+        return manager_renew_method(userdata, message, error);
+}
+
+static int method_cancel(sd_bus_message *message, void *userdata, sd_bus_error *error) {
+        return manager_cancel_method(userdata, message, error);
+}
+
+static int method_register_agent(sd_bus_message *message, void *userdata, sd_bus_error *error) {
+        return manager_register_agent_method(userdata, message, error);
+}
+
+static int method_unregister_agent(sd_bus_message *message, void *userdata, sd_bus_error *error) {
+        return manager_unregister_agent_method(userdata, message, error);
+}
+
+static int method_get_history(sd_bus_message *message, void *userdata, sd_bus_error *error) {
+        return manager_get_history_method(userdata, message, error);
+}
+
 static const sd_bus_vtable manager_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_PROPERTY("Version", "s", property_get_version, 0, SD_BUS_VTABLE_PROPERTY_CONST),
@@ -121,6 +142,18 @@ static const sd_bus_vtable manager_vtable[] = {
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("GetToken", SD_BUS_ARGS("s", serial), SD_BUS_RESULT("o", token),
                                 method_get_token, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Renew", SD_BUS_ARGS("o", certificate, "a{sv}", options),
+                                SD_BUS_RESULT("a{sv}", result), method_renew, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Cancel", SD_BUS_ARGS("o", certificate), SD_BUS_NO_RESULT, method_cancel,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("RegisterAgent", SD_BUS_ARGS("o", agent), SD_BUS_NO_RESULT,
+                                method_register_agent, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("UnregisterAgent", SD_BUS_ARGS("o", agent), SD_BUS_NO_RESULT,
+                                method_unregister_agent, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("GetHistory", SD_BUS_NO_ARGS, SD_BUS_RESULT("aa{sv}", history),
+                                method_get_history, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_SIGNAL_WITH_ARGS("RenewalFinished", SD_BUS_ARGS("o", certificate, "s", outcome, "s", message),
+                                0),
         SD_BUS_VTABLE_END,
 };
 

@@ -15,6 +15,7 @@
 #include "log.h"
 #include "macro.h"
 #include "manager-bus.h"
+#include "manager-renew.h"
 #include "token-bus.h"
 #include "token-store.h"
 
@@ -62,8 +63,10 @@ void manager_free(Manager *m) {
                 curl_loop_close(m->curl, NULL, NULL);
         free(m->portal_error);
         sd_bus_slot_unref(m->sleep_slot);
+        manager_renew_stop(m);
         for (size_t i = 0; i < m->n_readers; i++)
                 token_worker_close(m->readers[i].worker);
+        manager_renew_done(m);
         wall_timer_close(m->expiry_timer);
         for (size_t i = 0; i < m->n_tokens; i++)
                 token_object_free(m->tokens[i]);
@@ -117,7 +120,7 @@ static bool manager_knows_keys(Manager *m) {
 
 /* Evaluates the expiry policy for t now, sends what changed and saves t
  * when an announcement was made. */
-static void manager_update_token(Manager *m, TokenObject *t) {
+void manager_update_token(Manager *m, TokenObject *t) {
         token_object_evaluate(t, m->warn_days, m->n_warn_days, now_seconds());
         if (token_object_flush(t, manager_knows_keys(m)))
                 manager_save_token(m, t);
@@ -288,7 +291,7 @@ static void manager_portal_update_next(Manager *m) {
 
 /* Card inserted, or the user asked: look at the portal now (as far as its
  * pacing allows). */
-static void manager_portal_ask(Manager *m, const TokenObject *inserted) {
+void manager_portal_ask(Manager *m, const TokenObject *inserted) {
         _cleanup_free_ char **ids = NULL;
         size_t n;
         int r;
@@ -343,6 +346,7 @@ static bool manager_apply_statuses(Manager *m, TokenObject *t, const PortalPollR
                                 .page = o ? o->page : NULL,
                                 .reject_reason =
                                         o && o->state == PORTAL_ORDER_REJECTED ? o->reject_reason : NULL,
+                                .cmp = o ? o->cmp : NULL,
                                 .rekey = o && o->rekey,
                                 .validity_days = o ? o->validity_days : 0,
                         },
@@ -480,6 +484,7 @@ int manager_new(uv_loop_t *loop, sd_bus *bus, const ManagerSettings *settings, M
         if (!m)
                 return -ENOMEM;
         m->loop = loop;
+        m->state_dir_fd = -1;
         m->bus = sd_bus_ref(bus);
         m->pcsc_state = PCSC_STATE_NO_SERVICE;
         m->n_warn_days = MIN(settings->n_warn_days, ELEMENTSOF(m->warn_days));
@@ -493,6 +498,8 @@ int manager_new(uv_loop_t *loop, sd_bus *bus, const ManagerSettings *settings, M
                 (void) uv_timer_init(loop, m->settle_timer);
                 m->settle_timer->data = m;
         }
+        if (r >= 0)
+                r = manager_renew_init(m, settings);
         if (r >= 0)
                 r = manager_bus_register(m);
         if (r >= 0)
@@ -587,7 +594,7 @@ static Reader *manager_find_reader_by_worker(Manager *m, TokenWorker *w) {
         return NULL;
 }
 
-static void manager_read_card(Reader *r) {
+void manager_read_card(Reader *r) {
         r->read_started_ns = uv_hrtime();
         token_worker_read(r->worker);
 }
@@ -708,8 +715,10 @@ static void manager_read_done(Manager *m, Reader *r, const TokenRead *read) {
         log_reader(r->name, NULL, "Token %s read in %.1f ms: %zu certificate(s), PIN tries left %d", t->key,
                    (double) (uv_hrtime() - r->read_started_ns) / 1e6, t->n_certs, t->pin_retries);
         manager_portal_sync_certs(m);
-        if (r->inserted)
+        if (r->inserted) {
                 manager_portal_ask(m, t);
+                manager_renew_token_read(m, r, t);
+        }
         r->inserted = false;
 }
 
@@ -786,7 +795,8 @@ static void manager_card_removed(Manager *m, Reader *r) {
         TokenObject *t = r->token;
 
         log_reader(r->name, NULL, "Card removed from %s", r->name);
-        token_worker_close(r->worker);
+        if (!manager_renew_card_removed(m, r))
+                token_worker_close(r->worker);
         r->worker = NULL;
         r->token = NULL;
         if (t) {

@@ -7,6 +7,7 @@
  * worker thread of its own (token-worker.h); the expiry policy's timer.
  * Everything here runs on the loop thread. */
 
+#include <openssl/types.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <systemd/sd-bus.h>
@@ -31,12 +32,15 @@ typedef struct Reader {
         bool inserted;            /* the read under way is the first since the card went in */
 } Reader;
 
+typedef struct RenewalJob RenewalJob;
+
 typedef struct ManagerSettings {
         const unsigned *warn_days; /* [Expiry] WarnDays */
         size_t n_warn_days;
         const char *state_dir;             /* where tokens are remembered; NULL: nowhere */
         const char *portal_url;            /* [Portal] Url; NULL: no portal */
         const char *portal_ca_bundle;      /* [Portal] CABundle; NULL: the system's CAs */
+        const char *portal_cmp_trusted;    /* [Portal] CmpTrustedCA, else CABundle; NULL: none */
         unsigned portal_poll_interval_sec; /* [Portal] PollIntervalSec */
 } ManagerSettings;
 
@@ -81,6 +85,14 @@ struct Manager {
         uint64_t next_portal_check_usec; /* when the next is due (wall clock); 0: none, or polling */
         char *portal_error;              /* why the last poll failed; NULL after one that worked */
         sd_bus_slot *sleep_slot;         /* logind's PrepareForSleep, to ask again after a resume */
+        /* Renewals (manager-renew.c). */
+        struct AgentRegistry *agents;
+        RenewalJob *renewals;
+        OSSL_LIB_CTX *libctx; /* with the card provider, for card keys */
+        OSSL_PROVIDER *card_provider;
+        char *portal_ca_bundle;
+        char *portal_cmp_trusted;
+        int state_dir_fd; /* -1: none */
 };
 
 /* Puts the manager's objects on bus (the name is requested elsewhere),
@@ -99,5 +111,12 @@ int manager_refresh(Manager *m, sd_bus_message *call, sd_bus_error *error);
  * read, with CardError when that fails and TokenAbsent when t is not (or
  * no longer) plugged in. */
 int manager_refresh_token(Manager *m, TokenObject *t, sd_bus_message *call, sd_bus_error *error);
+/* For manager-renew.c: sends what changed about t (and saves it when
+ * needed); reads the card in r again; asks the portal about t's
+ * certificates now (at most once a minute). */
+void manager_update_token(Manager *m, TokenObject *t);
+void manager_read_card(Reader *r);
+void manager_portal_ask(Manager *m, const TokenObject *inserted);
+
 /* The token known by serial, or NULL. */
 TokenObject *manager_find_token_by_serial(Manager *m, const char *serial);

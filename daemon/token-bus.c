@@ -24,6 +24,8 @@ static const char *const token_property_names[_TOKEN_PROP_MAX] = {
         [TOKEN_PROP_LAST_ERROR] = "LastError",
         [TOKEN_PROP_LAST_SEEN] = "LastSeen",
         [TOKEN_PROP_CERTIFICATES] = "Certificates",
+        [TOKEN_PROP_RENEWAL_STEP] = "RenewalStep",
+        [TOKEN_PROP_MANAGEMENT_KEY] = "ManagementKey",
 };
 
 static const char *const cert_property_names[_CERT_PROP_MAX] = {
@@ -75,6 +77,10 @@ static int token_get_string(sd_bus *bus, const char *path, const char *interface
                 v = version;
         } else if (strcmp(property, "State") == 0)
                 v = token_state_to_string(t->state);
+        else if (strcmp(property, "RenewalStep") == 0)
+                v = empty_if_null(t->renewal_step);
+        else if (strcmp(property, "ManagementKey") == 0)
+                v = empty_if_null(t->mgm_key);
         else
                 v = empty_if_null(t->last_error);
         return sd_bus_message_append(reply, "s", v);
@@ -143,6 +149,8 @@ static const sd_bus_vtable token_vtable[] = {
                         SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("State", "s", token_get_string, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Progress", "u", token_get_progress, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("RenewalStep", "s", token_get_string, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("ManagementKey", "s", token_get_string, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("LastError", "s", token_get_string, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("LastSeen", "t", token_get_last_seen, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Certificates", "ao", token_get_certificates, 0,

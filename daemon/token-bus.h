@@ -33,6 +33,8 @@ typedef enum TokenProperty {
         TOKEN_PROP_LAST_ERROR,
         TOKEN_PROP_LAST_SEEN,
         TOKEN_PROP_CERTIFICATES,
+        TOKEN_PROP_RENEWAL_STEP,
+        TOKEN_PROP_MANAGEMENT_KEY,
         _TOKEN_PROP_MAX,
 } TokenProperty;
 

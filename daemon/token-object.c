@@ -26,6 +26,9 @@ const char *token_state_to_string(TokenState s) {
                 [TOKEN_STATE_FAILED] = "failed",
                 [TOKEN_STATE_LOCKED] = "locked",
                 [TOKEN_STATE_RENEWAL_AVAILABLE] = "renewal-available",
+                [TOKEN_STATE_AWAITING_PIN] = "awaiting-pin",
+                [TOKEN_STATE_RENEWING] = "renewing",
+                [TOKEN_STATE_RENEWED] = "renewed",
         };
 
         return s >= 0 && s < _TOKEN_STATE_MAX ? names[s] : NULL;
@@ -52,6 +55,7 @@ static CertObject *cert_free(CertObject *c) {
         free(c->renewal_order);
         free(c->portal_url);
         free(c->reject_reason);
+        free(c->renewal_cmp);
         free(c);
         return NULL;
 }
@@ -126,6 +130,8 @@ int token_object_new(Manager *m, sd_bus *bus, const char *key, const char *drive
         t->manager = m;
         t->bus = sd_bus_ref(bus);
         t->pin_retries = -1;
+        t->renewal_step = "";
+        t->mgm_key = "";
         (void) snprintf(t->driver, sizeof t->driver, "%s", driver);
         t->identity = *id;
         if (snprintf(t->key, sizeof t->key, "%s", key) >= (int) sizeof t->key)
@@ -195,7 +201,7 @@ static bool take_string(char **field, char **value) {
 }
 
 int cert_object_set_renewal(CertObject *c, const CertRenewal *r, uint64_t checked_usec) {
-        _cleanup_free_ char *state = NULL, *order = NULL, *page = NULL, *reason = NULL;
+        _cleanup_free_ char *state = NULL, *order = NULL, *page = NULL, *reason = NULL, *cmp = NULL;
         bool changed = false;
 
         /* Every copy first, so that -ENOMEM changes nothing. */
@@ -203,8 +209,12 @@ int cert_object_set_renewal(CertObject *c, const CertRenewal *r, uint64_t checke
         order = r->order ? strdup(r->order) : NULL;
         page = r->page ? strdup(r->page) : NULL;
         reason = r->reject_reason ? strdup(r->reject_reason) : NULL;
-        if (!state || (r->order && !order) || (r->page && !page) || (r->reject_reason && !reason))
+        cmp = r->cmp ? strdup(r->cmp) : NULL;
+        if (!state || (r->order && !order) || (r->page && !page) || (r->reject_reason && !reason) ||
+            (r->cmp && !cmp))
                 return -ENOMEM;
+        /* Not shown on the bus: it changes nothing a client sees. */
+        (void) take_string(&c->renewal_cmp, &cmp);
         if (take_string(&c->renewal_state, &state)) {
                 cert_changed(c, CERT_PROP_RENEWAL_STATE);
                 changed = true;
@@ -284,6 +294,32 @@ static void token_set_progress(TokenObject *t, unsigned progress) {
                 t->progress = progress;
                 token_changed(t, TOKEN_PROP_PROGRESS);
         }
+}
+
+void token_object_set_renewal(TokenObject *t, TokenState phase, const char *step, unsigned percent,
+                              const char *message) {
+        t->renewal_phase = phase;
+        if (step && !streq(t->renewal_step, step)) {
+                t->renewal_step = step;
+                token_changed(t, TOKEN_PROP_RENEWAL_STEP);
+        }
+        token_set_progress(t, percent);
+        if (message)
+                token_set_last_error(t, message[0] ? message : NULL);
+}
+
+void token_object_set_mgm_key(TokenObject *t, const char *kind) {
+        if (kind && !streq(t->mgm_key, kind)) {
+                t->mgm_key = kind;
+                token_changed(t, TOKEN_PROP_MANAGEMENT_KEY);
+        }
+}
+
+CertObject *token_object_find_cert_by_path(TokenObject *t, const char *path) {
+        for (size_t i = 0; i < t->n_certs; i++)
+                if (streq(t->certs[i]->path, path))
+                        return t->certs[i];
+        return NULL;
 }
 
 void token_object_begin_check(TokenObject *t, const char *reader, uint64_t now_usec) {
@@ -420,6 +456,9 @@ void token_object_set_absent(TokenObject *t, uint64_t now_usec) {
 static TokenState token_compute_state(const TokenObject *t) {
         TokenState s = TOKEN_STATE_IDLE;
 
+        /* A renewal under way says more than a read of it. */
+        if (t->renewal_phase == TOKEN_STATE_AWAITING_PIN || t->renewal_phase == TOKEN_STATE_RENEWING)
+                return t->renewal_phase;
         if (t->checking)
                 return TOKEN_STATE_CHECKING;
         if (t->failed)
@@ -442,6 +481,9 @@ static TokenState token_compute_state(const TokenObject *t) {
                 default:
                         break;
                 }
+        /* Until there is something else to do. */
+        if (s == TOKEN_STATE_IDLE && t->renewal_phase == TOKEN_STATE_RENEWED)
+                s = TOKEN_STATE_RENEWED;
         return s;
 }
 

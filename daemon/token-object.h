@@ -23,8 +23,7 @@
 
 typedef struct Manager Manager;
 
-/* The token's State on the bus. The renewal itself will bring its own
- * states (awaiting-pin, renewing, renewed) with it. */
+/* The token's State on the bus. */
 typedef enum TokenState {
         TOKEN_STATE_IDLE,              /* nothing to do */
         TOKEN_STATE_CHECKING,          /* being read */
@@ -33,6 +32,9 @@ typedef enum TokenState {
         TOKEN_STATE_FAILED,            /* the last read failed: LastError says why */
         TOKEN_STATE_LOCKED,            /* the PIN is blocked */
         TOKEN_STATE_RENEWAL_AVAILABLE, /* the portal approved a renewal of a certificate */
+        TOKEN_STATE_AWAITING_PIN,      /* a renewal waits for the PIN */
+        TOKEN_STATE_RENEWING,          /* a renewal is under way */
+        TOKEN_STATE_RENEWED,           /* the last renewal is done, until the next read */
         _TOKEN_STATE_MAX,
 } TokenState;
 
@@ -60,6 +62,7 @@ typedef struct CertObject {
         char *renewal_order;
         char *portal_url;
         char *reject_reason;
+        char *renewal_cmp; /* where to send the order's CMP messages; not on the bus */
         bool renewal_rekey;
         unsigned renewal_validity_days;
         uint64_t renewal_checked_usec; /* when the portal said so; 0: never */
@@ -83,7 +86,10 @@ struct TokenObject {
         int pin_retries; /* -1: unknown */
         TokenState state;
         unsigned progress;
-        char *last_error; /* NULL: none */
+        TokenState renewal_phase; /* AWAITING_PIN, RENEWING or RENEWED; IDLE: none */
+        const char *renewal_step; /* static: RenewalStep on the bus, "" none */
+        const char *mgm_key;      /* static: ManagementKey on the bus, "" not looked at */
+        char *last_error;         /* NULL: none */
         uint64_t last_seen_usec;
         CertObject **certs; /* in slot order */
         size_t n_certs;
@@ -119,6 +125,7 @@ typedef struct CertRenewal {
         const char *order;
         const char *page;
         const char *reject_reason;
+        const char *cmp;
         bool rekey;
         unsigned validity_days;
 } CertRenewal;
@@ -140,6 +147,16 @@ void token_object_apply_read(TokenObject *t, const TokenRead *r);
 void token_object_read_failed(TokenObject *t, const char *message);
 /* The card was pulled out. */
 void token_object_set_absent(TokenObject *t, uint64_t now_usec);
+
+/* A renewal's phase (TOKEN_STATE_AWAITING_PIN, _RENEWING, _RENEWED, or
+ * _IDLE when it is over and shows no more), its step (a static string) and
+ * progress; message, when not NULL, becomes LastError ("" clears it). */
+void token_object_set_renewal(TokenObject *t, TokenState phase, const char *step, unsigned percent,
+                              const char *message);
+/* What the management key turned out to be (static: "pin-protected", ...). */
+void token_object_set_mgm_key(TokenObject *t, const char *kind);
+/* The certificate whose object is at path, or NULL. */
+CertObject *token_object_find_cert_by_path(TokenObject *t, const char *path);
 
 /* Works out DaysLeft and Status of every certificate at now, and the
  * token's State. */

@@ -73,6 +73,7 @@ static void write_renewal(FILE *f, const CertObject *c) {
         write_escaped(f, "renewal-order", c->renewal_order);
         write_escaped(f, "renewal-page", c->portal_url);
         write_escaped(f, "renewal-reason", c->reject_reason);
+        write_escaped(f, "renewal-cmp", c->renewal_cmp);
         write_escaped(f, "renewal-announced", c->announced_order);
 }
 
@@ -247,6 +248,7 @@ static int parse_renewal(CertObject *c, const char *key, char *value) {
                 .order = c->renewal_order,
                 .page = c->portal_url,
                 .reject_reason = c->reject_reason,
+                .cmp = c->renewal_cmp,
                 .rekey = c->renewal_rekey,
                 .validity_days = c->renewal_validity_days,
         };
@@ -271,6 +273,8 @@ static int parse_renewal(CertObject *c, const char *key, char *value) {
                 r.page = value;
         else if (strcmp(key, "renewal-reason") == 0)
                 r.reject_reason = value;
+        else if (strcmp(key, "renewal-cmp") == 0)
+                r.cmp = value;
         else if (strcmp(key, "renewal-announced") == 0)
                 return cert_object_set_announced_order(c, value);
         else

@@ -7,12 +7,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "i18n.h"
 #include "macro.h"
 #include "pcsc-transport.h"
 
+/* What the thread hands the loop: a read's result or a renewal's event. */
 typedef struct ReadNode {
         struct ReadNode *next;
         TokenRead read;
+        bool is_renewal;
+        TokenRenewalEvent renewal;
+        RenewalOutcome outcome;
 } ReadNode;
 
 struct TokenWorker {
@@ -30,8 +35,14 @@ struct TokenWorker {
         pthread_mutex_t mutex;
         pthread_cond_t cond;
         bool stopping;
-        bool pending;  /* a read is asked for and not started */
+        bool pending;                 /* a read is asked for and not started */
+        const RenewalParams *renewal; /* asked for or running; NULL once its outcome is queued */
+        token_worker_renewal_cb renewal_cb;
+        void *renewal_userdata;
+        bool renewal_started;
         unsigned lost; /* reads whose last result could not be queued (no memory) */
+        RenewalOutcome lost_outcome;
+        bool have_lost_outcome;
         ReadNode *head, **tail;
 
         /* The thread's own: PC/SC handles belong to the thread that made them. */
@@ -67,6 +78,7 @@ static void worker_post(TokenWorker *w, TokenRead *r) {
         if (n) {
                 n->next = NULL;
                 n->read = *r;
+                n->is_renewal = false;
                 *w->tail = n;
                 w->tail = &n->next;
         } else if (read_is_last(r)) {
@@ -78,6 +90,36 @@ static void worker_post(TokenWorker *w, TokenRead *r) {
                 read_done(r);
         *r = (TokenRead){};
         (void) uv_async_send(&w->async);
+}
+
+/* Queues a renewal event; an outcome that cannot be queued is kept in w
+ * for the loop (no memory must not lose the end of a renewal). */
+static void worker_post_renewal(TokenWorker *w, const char *step, unsigned percent,
+                                const RenewalOutcome *outcome) {
+        ReadNode *n = calloc(1, sizeof *n);
+
+        if (!n && !outcome)
+                return; /* a progress step lost is only a step not shown */
+        pthread_mutex_lock(&w->mutex);
+        if (n) {
+                n->is_renewal = true;
+                n->renewal = (TokenRenewalEvent){ .step = step, .percent = percent };
+                if (outcome) {
+                        n->outcome = *outcome;
+                        n->renewal.outcome = &n->outcome;
+                }
+                *w->tail = n;
+                w->tail = &n->next;
+        } else {
+                w->lost_outcome = *outcome;
+                w->have_lost_outcome = true;
+        }
+        pthread_mutex_unlock(&w->mutex);
+        (void) uv_async_send(&w->async);
+}
+
+static void worker_renewal_progress(const char *step, unsigned percent, void *userdata) {
+        worker_post_renewal(userdata, step, percent, NULL);
 }
 
 static void worker_disconnect(TokenWorker *w) {
@@ -170,26 +212,83 @@ static void worker_read_card(TokenWorker *w) {
         worker_post(w, &read);
 }
 
-/* Waits for a read to do; false when the worker stops. */
-static bool worker_wait(TokenWorker *w) {
-        bool go;
+static void worker_renew(TokenWorker *w, const RenewalParams *asked) {
+        RenewalParams params = *asked;
+        RenewalOutcome out = {};
+        const char *step = NULL;
+        int r;
+
+        params.progress = worker_renewal_progress;
+        params.userdata = w;
+        r = worker_connect(w, &step);
+        if (r >= 0)
+                r = renewal_run(w->token, &params, &out);
+        if (r < 0) {
+                out = (RenewalOutcome){ .error = RENEWAL_ERROR_INTERRUPTED,
+                                        .errno_value = r,
+                                        .step = _RENEWAL_STEP_MAX,
+                                        .tries_left = -1,
+                                        .mgm_key = "" };
+                (void) snprintf(out.message, sizeof out.message, "%s",
+                                _("The key could not be reached. Plug it in again and renew again."));
+        }
+        if (w->transport)
+                pcsc_transport_reset_on_close(w->transport);
+        worker_disconnect(w);
+        worker_post_renewal(w, NULL, 0, &out);
+}
+
+typedef enum WorkerJob {
+        WORKER_JOB_STOP,
+        WORKER_JOB_READ,
+        WORKER_JOB_RENEW,
+} WorkerJob;
+
+/* Waits for something to do: a renewal comes before a read. */
+static WorkerJob worker_wait(TokenWorker *w, const RenewalParams **ret_renewal) {
+        WorkerJob job = WORKER_JOB_STOP;
 
         pthread_mutex_lock(&w->mutex);
-        while (!w->stopping && !w->pending)
+        while (!w->stopping && !w->pending && !(w->renewal && !w->renewal_started))
                 pthread_cond_wait(&w->cond, &w->mutex);
-        go = !w->stopping;
-        w->pending = false;
+        if (w->stopping) {
+                job = WORKER_JOB_STOP;
+        } else if (w->renewal && !w->renewal_started) {
+                w->renewal_started = true;
+                *ret_renewal = w->renewal;
+                job = WORKER_JOB_RENEW;
+        } else {
+                w->pending = false;
+                job = WORKER_JOB_READ;
+        }
         pthread_mutex_unlock(&w->mutex);
-        return go;
+        return job;
 }
 
 static void *worker_thread(void *userdata) {
         TokenWorker *w = userdata;
+        const RenewalParams *renewal = NULL;
+        WorkerJob job;
 
-        while (worker_wait(w))
-                worker_read_card(w);
+        while ((job = worker_wait(w, &renewal)) != WORKER_JOB_STOP) {
+                if (job == WORKER_JOB_RENEW)
+                        worker_renew(w, renewal);
+                else
+                        worker_read_card(w);
+        }
         worker_disconnect(w);
         return NULL;
+}
+
+static void worker_deliver_renewal(TokenWorker *w, const TokenRenewalEvent *e) {
+        if (e->outcome) {
+                pthread_mutex_lock(&w->mutex);
+                w->renewal = NULL;
+                w->renewal_started = false;
+                pthread_mutex_unlock(&w->mutex);
+        }
+        if (!w->closing)
+                w->renewal_cb(w, e, w->renewal_userdata);
 }
 
 static void worker_deliver(TokenWorker *w, const TokenRead *r) {
@@ -204,6 +303,8 @@ static void worker_async_cb(uv_async_t *handle) {
         TokenWorker *w = handle->data;
         ReadNode *n;
         unsigned lost;
+        RenewalOutcome lost_outcome;
+        bool have_lost_outcome;
 
         pthread_mutex_lock(&w->mutex);
         n = w->head;
@@ -211,12 +312,18 @@ static void worker_async_cb(uv_async_t *handle) {
         w->tail = &w->head;
         lost = w->lost;
         w->lost = 0;
+        have_lost_outcome = w->have_lost_outcome;
+        lost_outcome = w->lost_outcome;
+        w->have_lost_outcome = false;
         pthread_mutex_unlock(&w->mutex);
 
         while (n) {
                 ReadNode *next = n->next;
 
-                worker_deliver(w, &n->read);
+                if (n->is_renewal)
+                        worker_deliver_renewal(w, &n->renewal);
+                else
+                        worker_deliver(w, &n->read);
                 read_done(&n->read);
                 free(n);
                 n = next;
@@ -224,6 +331,8 @@ static void worker_async_cb(uv_async_t *handle) {
         for (; lost > 0; lost--)
                 worker_deliver(
                         w, &(TokenRead){ .stage = TOKEN_READ_FAILED, .error = -ENOMEM, .step = "queue" });
+        if (have_lost_outcome)
+                worker_deliver_renewal(w, &(TokenRenewalEvent){ .outcome = &lost_outcome });
 }
 
 static void worker_close_cb(uv_handle_t *handle) {
@@ -287,6 +396,23 @@ void token_worker_read(TokenWorker *w) {
                 pthread_cond_signal(&w->cond);
         }
         pthread_mutex_unlock(&w->mutex);
+}
+
+int token_worker_renew(TokenWorker *w, const RenewalParams *params, token_worker_renewal_cb cb,
+                       void *userdata) {
+        int r = 0;
+
+        pthread_mutex_lock(&w->mutex);
+        if (w->renewal) {
+                r = -EBUSY;
+        } else {
+                w->renewal = params;
+                w->renewal_cb = cb;
+                w->renewal_userdata = userdata;
+                pthread_cond_signal(&w->cond);
+        }
+        pthread_mutex_unlock(&w->mutex);
+        return r;
 }
 
 bool token_worker_busy(const TokenWorker *w) {

@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <uv.h>
 
+#include "renewal.h"
 #include "token.h"
 
 typedef enum TokenReadStage {
@@ -50,6 +51,16 @@ typedef struct TokenWorker TokenWorker;
  * callback returns. The callback may close the worker. */
 typedef void (*token_worker_read_cb)(TokenWorker *w, const TokenRead *r, void *userdata);
 
+/* A renewal run by the worker (token_worker_renew()): its steps as they
+ * pass, then its outcome. */
+typedef struct TokenRenewalEvent {
+        const char *step; /* progress: static, renewal.h's step names */
+        unsigned percent;
+        const RenewalOutcome *outcome; /* NULL for progress; set once, last */
+} TokenRenewalEvent;
+
+typedef void (*token_worker_renewal_cb)(TokenWorker *w, const TokenRenewalEvent *e, void *userdata);
+
 /* Starts the thread for the card in reader; it waits for
  * token_worker_read(). Returns 0 or a negative errno; read_cb is never
  * called when this fails. */
@@ -58,6 +69,16 @@ int token_worker_new(uv_loop_t *loop, const char *reader, token_worker_read_cb r
 
 /* Asks for a read. Never fails: a read already waiting covers this one. */
 void token_worker_read(TokenWorker *w);
+
+/* Runs renewal_run() with params on the worker's thread, once the read
+ * under way (if any) is over; events come to cb on the loop thread, the
+ * outcome last. params and what it points to (the PIN, the cancel flag)
+ * must stay valid until the outcome is delivered or the worker is closed.
+ * The card is reset when the renewal ends, so that neither the verified
+ * PIN nor the management key's authentication outlive it. Returns 0, or
+ * -EBUSY while another renewal is queued or running. */
+int token_worker_renew(TokenWorker *w, const RenewalParams *params, token_worker_renewal_cb cb,
+                       void *userdata);
 
 /* Whether a read is waiting, running, or its results are not all
  * delivered yet. */

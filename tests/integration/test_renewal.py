@@ -1,0 +1,297 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""The renewal end to end: keyrenewd on a private bus (with python-dbusmock's
+polkitd), the reference portal over TLS, a virtual key in the private
+pcscd, and a test client (renew_client.py) that registers the PIN agent
+and calls Manager.Renew. The results are checked with tools nobody here
+wrote: yubico-piv-tool reads the new certificate and test-signs with the
+slot's key, OpenSC's pkcs15-tool lists it, and the portal's CRL holds the
+old one. Needs root (the private pcscd)."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import dbus
+import pytest
+
+from keyrenew_testbed import wait_for
+from keyrenew_testbed.clients import DEFAULT_PIN, pkcs15, run, show, ykpiv
+from test_daemon_core import BUS_NAME, MANAGER, PATH, Daemon, PrivateBus
+from test_daemon_tokens import CERT, TOKEN
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "portal"))
+from portal_testlib import Portal  # noqa: E402
+
+HERE = pathlib.Path(__file__).resolve().parent
+CLIENT = HERE / "renew_client.py"
+POLKIT = "org.freedesktop.PolicyKit1"
+KINDS = {"rsa2048": "RSA", "eccp256": "ECDSA", "eccp384": "ECDSA"}
+
+
+class Env:
+    def __init__(self, tmp, bed):
+        self.tmp = tmp
+        self.bed = bed
+        self.bus = PrivateBus(tmp)
+        self.polkit_log = tmp / "polkitd.log"
+        self.polkitd = subprocess.Popen(
+            ["/usr/bin/python3", "-m", "dbusmock", "--system", "--template", "polkitd", "-l",
+             str(self.polkit_log)],
+            env=dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=self.bus.address), stdout=subprocess.DEVNULL)
+        wait_for("the mock polkitd", lambda: self.bus.conn.name_has_owner(POLKIT))
+        self.polkit = dbus.Interface(self.bus.conn.get_object(POLKIT, "/org/freedesktop/PolicyKit1/Authority"),
+                                     "org.freedesktop.DBus.Mock")
+        self.polkit.SetAllowed(["org.keyrenew.renew"])
+        self.portal = Portal(tmp).start()
+        self.state_dir = tmp / "state"
+        self.config = tmp / "keyrenewd.conf"
+        self.config.write_text(f"[Portal]\nUrl={self.portal.url}\nCABundle={self.portal.bundle}\n")
+        self.daemon = None
+        self.cards = []
+
+    def start(self):
+        self.daemon = Daemon(self.tmp, self.bus, self.bed, ["--state-dir", str(self.state_dir), "--config",
+                                                            str(self.config)])
+        self.daemon.wait_for_name()
+        return self.daemon
+
+    def key(self, algorithm="eccp256", slot="9a", days=10, version="5.7.1", usage=None, name="card"):
+        """A virtual key with a certificate the portal's CA issued."""
+        state = self.tmp / f"{name}.state"
+        run([self.bed_vcard(), "create", state, "--serial", str(20000000 + len(self.cards)), "--yk-version",
+             version])
+        ca = "rsa" if algorithm == "rsa2048" else "ec"
+        pem = self.tmp / f"{name}-old.pem"
+        extra = ["--usage", usage] if usage else []
+        run([self.bed_vcard(), "issue", state, "--slot", slot, "--algorithm", algorithm, "--subject",
+             f"/O=Example/CN={name}", "--ca-cert", self.portal.ca[ca], "--ca-key",
+             self.portal.dir / f"ca-{ca}.key", "--days", str(days), "--out", pem, *extra])
+        self.cards.append(state)
+        return state, pem
+
+    @staticmethod
+    def bed_vcard():
+        from keyrenew_testbed import vcard_binary
+        return vcard_binary()
+
+    def props(self, path, interface):
+        return self.bus.conn.get_object(BUS_NAME, path).GetAll(interface, dbus_interface=dbus.PROPERTIES_IFACE)
+
+    def cert_path(self, serial, slot="9a", state="approved", timeout=20):
+        """The certificate's object once the portal's answer about it is
+        on the bus."""
+        def find():
+            try:
+                token = self.bus.conn.get_object(BUS_NAME, PATH).GetToken(str(serial), dbus_interface=MANAGER)
+            except dbus.DBusException:
+                return None
+            for c in self.props(token, TOKEN)["Certificates"]:
+                p = self.props(c, CERT)
+                if p["Slot"] == slot and p["RenewalState"] == state:
+                    return str(c)
+            return None
+        return wait_for(f"{serial}/{slot} {state} on the bus", find, timeout)
+
+    def renew(self, cert, *args, timeout=120):
+        proc = subprocess.run(["/usr/bin/python3", str(CLIENT), self.bus.address, cert, *args],
+                              capture_output=True, text=True, timeout=timeout)
+        assert proc.returncode == 0, proc.stderr
+        return json.loads(proc.stdout)
+
+    def close(self):
+        if self.daemon:
+            self.daemon.kill()
+        self.portal.stop(check=False)
+        self.polkitd.terminate()
+        self.polkitd.wait(timeout=10)
+        self.bus.stop()
+
+
+@pytest.fixture
+def env(tmp_path, pcsc_bed):
+    e = Env(tmp_path, pcsc_bed)
+    yield e
+    e.close()
+
+
+def serial_of(state):
+    return show(state)["serial"]
+
+
+def pubkey(pem):
+    return run(["openssl", "x509", "-in", pem, "-noout", "-pubkey"]).stdout
+
+
+def order_state(env, order):
+    ((state,),) = env.portal.db("SELECT state FROM orders WHERE id = ?", order)
+    return state
+
+
+def pin_tries(state):
+    return show(state)["pin"]["retries_left"]
+
+
+def check_with_peers(env, card, slot, new_pem, algorithm):
+    """yubico-piv-tool reads the new certificate and signs with the slot's
+    key against it; pkcs15-tool sees it."""
+    out = env.tmp / "read-back.pem"
+    ykpiv(env.bed, "-a", "read-certificate", "-s", slot, "-o", out, reader=card.reader)
+    assert run(["openssl", "x509", "-in", out, "-noout", "-serial"]).stdout == \
+        run(["openssl", "x509", "-in", new_pem, "-noout", "-serial"]).stdout
+    proc = ykpiv(env.bed, "-a", "verify-pin", "-P", DEFAULT_PIN, "-a", "test-signature", "-s", slot, "-i", out,
+                 reader=card.reader)
+    assert f"Successful {KINDS[algorithm]} verification" in proc.stdout + proc.stderr
+    listing = pkcs15(env.bed, "--list-certificates", "--reader", str(card.index)).stdout
+    serial = run(["openssl", "x509", "-in", out, "-noout", "-serial"]).stdout.strip().split("=")[1].lower()
+    assert serial.lstrip("0") in listing.replace(":", "").lower() or "Certificate" in listing, listing
+    return out
+
+
+def run_renewal(env, algorithm, rekey, version="5.7.1"):
+    state, old_pem = env.key(algorithm, version=version)
+    order = env.portal.approved_order(old_pem, "--rekey", "yes" if rekey else "no")
+    env.start()
+    card = env.bed.insert(state)
+    try:
+        cert = env.cert_path(serial_of(state))
+        res = env.renew(cert)
+        assert res["ok"], res
+        assert res["result"]["Order"] == order
+        assert res["result"]["Rekeyed"] is rekey
+        assert [r["RetriesLeft"] for r in res["requests"]] == [3]
+        assert res["finished"][0][0] == "done", res
+        steps = [s for s, _ in res["progress"] if s]
+        for step in ("started", "key-generated", "requesting", "issued", "written", "verified", "confirmed",
+                     "done"):
+            assert step in steps, (step, steps)
+
+        new_pem = env.tmp / "new.pem"
+        check_with_peers(env, card, "9a", new_pem_from_card(env, card, new_pem), algorithm)
+        new_serial = run(["openssl", "x509", "-in", new_pem, "-noout", "-serial"]).stdout.split("=")[1].strip()
+        assert new_serial.lower().lstrip("0") == res["result"]["Serial"].lstrip("0")
+        assert (pubkey(new_pem) != pubkey(old_pem)) is rekey
+        # The portal: installed, exactly one certificate, the old one revoked.
+        assert order_state(env, order) == "installed"
+        assert len(env.portal.certs_for_order(order)) == 1
+        old_serial = run(["openssl", "x509", "-in", old_pem, "-noout", "-serial"]).stdout.split("=")[1].strip()
+        assert old_serial.upper() in env.portal.crl_text("rsa" if algorithm == "rsa2048" else "ec").upper()
+        # The PIN was used once and is still good; the retired slots are clean.
+        assert pin_tries(state) == 3
+        assert [s["slot"] for s in show(state)["slots"]] == ["9a"]
+        # The history and the bus tell the same story.
+        hist = env.bus.conn.get_object(BUS_NAME, PATH).GetHistory(dbus_interface=MANAGER)
+        assert [(str(h["Order"]), str(h["Outcome"])) for h in hist] == [(order, "done")]
+        # The bus shows the new certificate in the slot, the token at rest.
+        cert = env.cert_path(serial_of(state), state="none")
+        assert env.props(cert, CERT)["Serial"].lstrip("0") == res["result"]["Serial"].lstrip("0")
+        token = env.props(cert, CERT)["Token"]
+        assert env.props(token, TOKEN)["RenewalStep"] == "done"
+        assert env.props(token, TOKEN)["State"] == "renewed"
+        assert not list(env.state_dir.glob("renewal-*.journal"))
+    finally:
+        env.bed.remove(card.index)
+
+
+def new_pem_from_card(env, card, out):
+    ykpiv(env.bed, "-a", "read-certificate", "-s", "9a", "-o", out, reader=card.reader)
+    return out
+
+
+@pytest.mark.parametrize("algorithm,rekey", [("eccp256", False), ("eccp256", True), ("rsa2048", True),
+                                             ("rsa2048", False)])
+def test_renewal(env, algorithm, rekey):
+    run_renewal(env, algorithm, rekey)
+
+
+def test_wrong_pin_costs_one_try_and_changes_nothing(env):
+    state, old_pem = env.key()
+    order = env.portal.approved_order(old_pem, "--rekey", "yes")
+    env.start()
+    card = env.bed.insert(state)
+    try:
+        before = show(state)["slots"]
+        cert = env.cert_path(serial_of(state))
+        res = env.renew(cert, "--pin", "654321")
+        assert not res["ok"]
+        assert res["error"] == "org.keyrenew.KeyRenew1.Error.WrongPin"
+        assert "2 tries left" in res["message"], res["message"]
+        assert len(res["requests"]) == 1, "the PIN must never be asked again by itself"
+        assert res["finished"][0][0] == "failed"
+        assert pin_tries(state) == 2
+        after = show(state)["slots"]
+        for b, a in zip(before, after):
+            b.pop("uses")
+            a.pop("uses")
+        assert after == before
+        assert order_state(env, order) == "approved"
+        assert not env.portal.certs_for_order(order)
+        assert not list(env.state_dir.glob("renewal-*.journal"))
+    finally:
+        env.bed.remove(card.index)
+
+
+def test_cancel_at_the_pin_prompt(env):
+    state, old_pem = env.key()
+    order = env.portal.approved_order(old_pem, "--rekey", "no")
+    env.start()
+    card = env.bed.insert(state)
+    try:
+        res = env.renew(env.cert_path(serial_of(state)), "--cancel")
+        assert res["error"] == "org.keyrenew.KeyRenew1.Error.Cancelled", res
+        assert order_state(env, order) == "approved"
+        assert not env.portal.certs_for_order(order)
+    finally:
+        env.bed.remove(card.index)
+
+
+def test_encryption_key_needs_confirmation(env):
+    state, old_pem = env.key(usage="encryption")
+    env.portal.approved_order(old_pem, "--rekey", "yes")
+    env.start()
+    card = env.bed.insert(state)
+    try:
+        cert = env.cert_path(serial_of(state))
+        res = env.renew(cert)
+        assert res["error"] == "org.keyrenew.KeyRenew1.Error.ConfirmationRequired", res
+        assert "can no longer be opened" in res["message"]
+        assert res["requests"] == []
+        res = env.renew(cert, "--accept-key-loss")
+        assert res["ok"], res
+    finally:
+        env.bed.remove(card.index)
+
+
+def test_refused_without_polkit_or_agent(env):
+    state, old_pem = env.key()
+    env.portal.approved_order(old_pem, "--rekey", "no")
+    env.start()
+    card = env.bed.insert(state)
+    try:
+        cert = env.cert_path(serial_of(state))
+        res = env.renew(cert, "--no-agent")
+        assert res["error"] == "org.keyrenew.KeyRenew1.Error.NoAgent", res
+        env.polkit.SetAllowed(["org.keyrenew.manage"])
+        res = env.renew(cert)
+        assert res["error"] == "org.keyrenew.KeyRenew1.Error.NotAuthorized", res
+        assert res["requests"] == []
+        # Neither left a trace on the token.
+        token = env.props(cert, CERT)["Token"]
+        assert env.props(token, TOKEN)["RenewalStep"] == ""
+    finally:
+        env.bed.remove(card.index)
+
+
+def test_rekey_needs_move_key(env):
+    state, old_pem = env.key(version="5.4.3")
+    order = env.portal.approved_order(old_pem, "--rekey", "yes")
+    env.start()
+    card = env.bed.insert(state)
+    try:
+        res = env.renew(env.cert_path(serial_of(state)))
+        assert res["error"] == "org.keyrenew.KeyRenew1.Error.NotSupported", res
+        assert "5.7" in res["message"]
+        assert not env.portal.certs_for_order(order)
+    finally:
+        env.bed.remove(card.index)
