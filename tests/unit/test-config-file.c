@@ -210,7 +210,16 @@ static void test_ca_bundle(void) {
         snprintf(text, sizeof text, "[Portal]\nCABundle=%s\n", path);
         ok(text, &c);
         ASSERT_STREQ(c.portal_ca_bundle, path);
+        ASSERT_TRUE(c.portal_cmp_trusted == NULL);
         config_done(&c);
+
+        /* The CMP signer's CAs: the same kind of file, a key of its own. */
+        snprintf(text, sizeof text, "[Portal]\nCmpTrustedCA=%s\n", path);
+        ok(text, &c);
+        ASSERT_STREQ(c.portal_cmp_trusted, path);
+        ASSERT_TRUE(c.portal_ca_bundle == NULL);
+        config_done(&c);
+        bad("[Portal]\nCmpTrustedCA=cmp.pem\n", "t.conf:2: CmpTrustedCA=cmp.pem: ", "absolute path");
 
         bad("[Portal]\nCABundle=ca.pem\n", "t.conf:2: CABundle=ca.pem: ", "absolute path");
         bad("[Portal]\nCABundle=/nonexistent/ca.pem\n", "t.conf:2: ", "No such file or directory");
@@ -249,7 +258,7 @@ static void test_structure(void) {
         bad("LogLevel=debug\n", "t.conf:1: ", "before any section header");
         bad("[Daemon]\nLoglevel=debug\n",
             "t.conf:2: ", "unknown key Loglevel in [Daemon]; the keys there are LogLevel");
-        bad("[Portal]\nURL=x\n", "t.conf:2: ", "the keys there are Url, CABundle, PollIntervalSec");
+        bad("[Portal]\nURL=x\n", "t.conf:2: ", "the keys there are Url, CABundle, CmpTrustedCA, PollIntervalSec");
         bad("[Expiry]\nLogLevel=debug\n", "t.conf:2: ", "unknown key LogLevel in [Expiry]");
         bad("[Daemon]\n[Foo]\nLogLevel=debug\n",
             "t.conf:2: ", "unknown section [Foo]; the sections are [Daemon], [Expiry], [Portal]");
