@@ -417,7 +417,7 @@ static void test_example(void) {
                 }
                 o += (size_t) snprintf(uncommented + o, 65536 - o, "%s\n", line);
         }
-        ASSERT_EQ(keys, 5);
+        ASSERT_EQ(keys, 6);
         ok(uncommented, &c);
         assert_defaults(&c);
         config_done(&c);
