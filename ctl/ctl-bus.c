@@ -5,13 +5,11 @@
 #include <string.h>
 
 #include "config.h"
-#include "i18n.h"
 
 #define ROOT_PATH "/org/keyrenew/KeyRenew1"
 #define MANAGER_IFACE "org.keyrenew.KeyRenew1.Manager"
 #define TOKEN_IFACE "org.keyrenew.KeyRenew1.Token"
 #define CERT_IFACE "org.keyrenew.KeyRenew1.Certificate"
-#define ERROR_PREFIX "org.keyrenew.KeyRenew1.Error."
 
 /* Refresh reads every card; a slow card with a long certificate chain takes
  * seconds, several of them more: far above sd-bus's 25 s default is fine. */
@@ -41,6 +39,8 @@ const CtlProperty ctl_token_properties[] = {
         { "PinRetriesLeft", "i", offsetof(CtlToken, pin_retries_left) },
         { "State", "s", offsetof(CtlToken, state) },
         { "Progress", "u", offsetof(CtlToken, progress) },
+        { "RenewalStep", "s", offsetof(CtlToken, renewal_step) },
+        { "ManagementKey", "s", offsetof(CtlToken, management_key) },
         { "LastError", "s", offsetof(CtlToken, last_error) },
         { "LastSeen", "t", offsetof(CtlToken, last_seen) },
         { "Certificates", "ao", offsetof(CtlToken, certificate_paths) },
@@ -466,42 +466,4 @@ int ctl_manager_refresh(sd_bus *bus, sd_bus_error *error) {
         if (r < 0)
                 return r;
         return sd_bus_call(bus, call, REFRESH_TIMEOUT_USEC, error, &reply);
-}
-
-bool ctl_bus_error_is_daemon_missing(const sd_bus_error *error) {
-        return sd_bus_error_has_names(error, SD_BUS_ERROR_SERVICE_UNKNOWN, SD_BUS_ERROR_NAME_HAS_NO_OWNER,
-                                      "org.freedesktop.systemd1.NoSuchUnit");
-}
-
-const char *ctl_bus_error_text(const sd_bus_error *error) {
-        static const struct {
-                const char *name;
-                const char *text;
-        } texts[] = {
-                { ERROR_PREFIX "NoSuchToken",
-                  N_("keyrenewd knows no key with this serial. Run 'keyrenewctl list' to see the keys it "
-                     "knows.") },
-                { ERROR_PREFIX "TokenAbsent",
-                  N_("The key is not plugged in (or was pulled out). Plug it in and try again.") },
-                { ERROR_PREFIX "CardError",
-                  N_("The key could not be read. Pull it out, plug it in again and retry; if it keeps "
-                     "failing, see 'journalctl -u keyrenewd'.") },
-                { SD_BUS_ERROR_ACCESS_DENIED,
-                  N_("The bus policy does not let you talk to keyrenewd. Check that keyrenew's D-Bus policy "
-                     "file is installed.") },
-                { SD_BUS_ERROR_NO_REPLY,
-                  N_("keyrenewd did not answer in time. See 'journalctl -u keyrenewd'.") },
-                { SD_BUS_ERROR_TIMEOUT,
-                  N_("keyrenewd did not answer in time. See 'journalctl -u keyrenewd'.") },
-                { SD_BUS_ERROR_UNKNOWN_METHOD,
-                  N_("This keyrenewd does not offer that call: it is older than keyrenewctl. Update both "
-                     "together.") },
-        };
-
-        for (size_t i = 0; i < ELEMENTSOF(texts); i++)
-                if (sd_bus_error_has_name(error, texts[i].name))
-                        return _(texts[i].text);
-        if (error->message)
-                return error->message;
-        return _("keyrenewd reported an error without a message.");
 }

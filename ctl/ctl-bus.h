@@ -60,6 +60,8 @@ typedef struct CtlToken {
         CtlNumber pin_retries_left;
         char *state;
         CtlNumber progress;
+        char *renewal_step;
+        char *management_key;
         char *last_error;
         CtlNumber last_seen;
         char **certificate_paths;
@@ -116,11 +118,3 @@ int ctl_manager_refresh(sd_bus *bus, sd_bus_error *error);
 
 CtlManager *ctl_manager_free(CtlManager *m);
 DEFINE_TRIVIAL_CLEANUP_FUNC(CtlManager *, ctl_manager_free)
-
-/* Whether error says keyrenewd is not on the bus (not running, not
- * activatable). */
-bool ctl_bus_error_is_daemon_missing(const sd_bus_error *error);
-
-/* What a failed call means to the user and what to do about it, translated;
- * falls back to the error's own message. */
-const char *ctl_bus_error_text(const sd_bus_error *error);

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <string.h>
 
 static json_t *strv_to_json(char **l) {
         json_t *a = json_array();
@@ -83,8 +84,125 @@ int ctl_json_print(const CtlManager *m, FILE *f) {
         for (size_t i = 0; i < m->n_tokens; i++)
                 if (json_array_append_new(tokens, token_to_json(m->tokens[i])) < 0)
                         return -ENOMEM;
-        if (json_dumpf(o, f, JSON_INDENT(2) | JSON_PRESERVE_ORDER) < 0)
+        return ctl_json_dump(o, f);
+}
+
+int ctl_json_dump(json_t *v, FILE *f) {
+        if (json_dumpf(v, f, JSON_INDENT(2) | JSON_PRESERVE_ORDER) < 0)
                 return -EIO;
         fputc('\n', f);
         return ferror(f) ? -EIO : 0;
+}
+
+/* One variant of a basic type as JSON; *ret stays NULL for other types,
+ * which the caller skips. */
+static int read_variant(sd_bus_message *m, json_t **ret) {
+        const char *contents;
+        char type;
+        int r;
+
+        r = sd_bus_message_peek_type(m, &type, &contents);
+        if (r < 0)
+                return r;
+        if (!contents || strlen(contents) != 1 || !strchr("sobyniuqxt", contents[0]))
+                return sd_bus_message_skip(m, "v");
+        r = sd_bus_message_enter_container(m, 'v', contents);
+        if (r < 0)
+                return r;
+        switch (contents[0]) {
+        case 's':
+        case 'o': {
+                const char *s;
+
+                r = sd_bus_message_read_basic(m, contents[0], &s);
+                if (r >= 0)
+                        *ret = json_string(s);
+                break;
+        }
+        case 'b': {
+                int b;
+
+                r = sd_bus_message_read_basic(m, 'b', &b);
+                if (r >= 0)
+                        *ret = json_boolean(b);
+                break;
+        }
+        default: {
+                union {
+                        uint8_t y;
+                        int16_t n;
+                        uint16_t q;
+                        int32_t i;
+                        uint32_t u;
+                        int64_t x;
+                        uint64_t t;
+                } v;
+
+                r = sd_bus_message_read_basic(m, contents[0], &v);
+                if (r < 0)
+                        break;
+                switch (contents[0]) {
+                case 'y':
+                        *ret = json_integer(v.y);
+                        break;
+                case 'n':
+                        *ret = json_integer(v.n);
+                        break;
+                case 'q':
+                        *ret = json_integer(v.q);
+                        break;
+                case 'i':
+                        *ret = json_integer(v.i);
+                        break;
+                case 'u':
+                        *ret = json_integer(v.u);
+                        break;
+                case 'x':
+                        *ret = json_integer(v.x);
+                        break;
+                default:
+                        /* JSON's integers are signed 64 bits; keyrenewd's
+                         * t values are times and fit. */
+                        *ret = json_integer((json_int_t) v.t);
+                }
+        }
+        }
+        if (r < 0)
+                return r;
+        if (!*ret)
+                return -ENOMEM;
+        return sd_bus_message_exit_container(m);
+}
+
+int ctl_json_read_dict(sd_bus_message *m, json_t **ret) {
+        _cleanup_(json_decrefp) json_t *o = json_object();
+        int r;
+
+        if (!o)
+                return -ENOMEM;
+        r = sd_bus_message_enter_container(m, 'a', "{sv}");
+        if (r < 0)
+                return r;
+        while ((r = sd_bus_message_enter_container(m, 'e', "sv")) > 0) {
+                _cleanup_(json_decrefp) json_t *v = NULL;
+                const char *key;
+
+                r = sd_bus_message_read_basic(m, 's', &key);
+                if (r >= 0)
+                        r = read_variant(m, &v);
+                /* json_object_set_new() takes v even when it fails. */
+                if (r >= 0 && v && json_object_set_new(o, key, TAKE_PTR(v)) < 0)
+                        r = -ENOMEM;
+                if (r >= 0)
+                        r = sd_bus_message_exit_container(m);
+                if (r < 0)
+                        return r;
+        }
+        if (r < 0)
+                return r;
+        r = sd_bus_message_exit_container(m);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(o);
+        return 0;
 }

@@ -3,8 +3,10 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "ctl-table.h"
 #include "i18n.h"
@@ -64,6 +66,29 @@ static const Word token_states[] = {
         {},
 };
 
+static const Word renewal_steps[] = {
+        { "pin", N_("waiting for the PIN") },
+        { "started", N_("the renewal started") },
+        { "key-generated", N_("the new key was made on the card") },
+        { "requesting", N_("asking the portal for the new certificate") },
+        { "issued", N_("the portal issued the new certificate") },
+        { "written", N_("the new certificate is on the key") },
+        { "verified", N_("the new certificate and key passed a test signature") },
+        { "confirmed", N_("the portal knows the new certificate is installed") },
+        { "done", N_("done") },
+        { "failed", N_("failed") },
+        { "cancelled", N_("cancelled") },
+        { "interrupted", N_("interrupted: it resumes when the key is plugged in again") },
+        {},
+};
+
+static const Word management_keys[] = {
+        { "pin-protected", N_("protected by the PIN") },
+        { "default", N_("the well-known default: anyone can change this key; set a key of your own") },
+        { "unknown", N_("one keyrenewd does not know: it cannot renew on this key") },
+        {},
+};
+
 static const Word cert_statuses[] = {
         { "valid", N_("valid") },
         { "expiring", N_("expiring") },
@@ -88,10 +113,11 @@ static const Word usages[] = {
         {},
 };
 
-static const char *color_of(const char *bus_word, bool color) {
+const char *ctl_color_of(const char *bus_word, bool color) {
         static const Word colors[] = {
                 { "expired", ANSI_RED },
                 { "failed", ANSI_RED },
+                { "default", ANSI_RED },
                 { "locked", ANSI_RED },
                 { "rejected", ANSI_RED },
                 { "expiring", ANSI_YELLOW },
@@ -99,7 +125,9 @@ static const char *color_of(const char *bus_word, bool color) {
                 { "approved", ANSI_YELLOW },
                 { "issued", ANSI_YELLOW },
                 { "renewal-available", ANSI_YELLOW },
+                { "cancelled", ANSI_YELLOW },
                 { "installed", ANSI_GREEN },
+                { "done", ANSI_GREEN },
                 { "valid", ANSI_GREEN },
                 { "idle", ANSI_GREEN },
                 { "failing", ANSI_RED },
@@ -115,8 +143,18 @@ static const char *color_of(const char *bus_word, bool color) {
         return NULL;
 }
 
-/* µs since the epoch as local time; unknown and 0 (never) in words. */
-static void format_time(char *buf, size_t size, const CtlNumber *usec, bool date_only) {
+bool ctl_use_color(int fd) {
+        const char *no_color = getenv("NO_COLOR");
+        const char *term = getenv("TERM");
+
+        if (no_color && *no_color)
+                return false;
+        if (term && strcmp(term, "dumb") == 0)
+                return false;
+        return isatty(fd);
+}
+
+void ctl_format_time(char *buf, size_t size, const CtlNumber *usec, bool date_only) {
         time_t t;
         struct tm tm;
 
@@ -163,9 +201,7 @@ static void format_usage(char *buf, size_t size, char **usage) {
                 n += (size_t) snprintf(buf + n, size - n, "%s%s", u == usage ? "" : ", ", word(usages, *u));
 }
 
-/* The CN of an RFC 2253 name ("CN=Alice,O=Example" gives "Alice"), with
- * the backslash escapes undone; the whole name when it has no CN. */
-static void subject_name(char *buf, size_t size, const char *dn) {
+void ctl_subject_name(char *buf, size_t size, const char *dn) {
         const char *p;
         size_t n = 0;
 
@@ -192,7 +228,7 @@ static void subject_name(char *buf, size_t size, const char *dn) {
         buf[n] = '\0';
 }
 
-static void print_field(FILE *f, const char *label, const char *value, const char *color) {
+void ctl_print_field(FILE *f, const char *label, const char *value, const char *color) {
         size_t w = text_width(label);
 
         if (!*label) {
@@ -208,21 +244,35 @@ static bool is_set(const char *s) {
         return s && *s;
 }
 
+void ctl_format_step(char *buf, size_t size, const CtlNumber *progress, const char *step) {
+        if (progress->known)
+                snprintf(buf, size, "[%3u%%] %s", (unsigned) progress->value, word(renewal_steps, step));
+        else
+                snprintf(buf, size, "[    ] %s", word(renewal_steps, step));
+}
+
+/* keyrenewd shows the step of the last renewal too; only one under way
+ * is news. */
+static bool renewal_under_way(const CtlToken *t) {
+        return is_set(t->renewal_step) && t->state &&
+               (strcmp(t->state, "awaiting-pin") == 0 || strcmp(t->state, "renewing") == 0);
+}
+
 static void print_cert(FILE *f, const CtlCert *c, bool color) {
         char name[256], when[64], left[64], usage[128], line[512];
 
-        subject_name(name, sizeof(name), c->subject);
+        ctl_subject_name(name, sizeof(name), c->subject);
         snprintf(line, sizeof(line), "%s  %s", c->slot ? c->slot : "?", name);
-        print_field(f, _("Certificate"), line, color ? ANSI_BOLD : NULL);
-        format_time(when, sizeof(when), &c->not_after, false);
+        ctl_print_field(f, _("Certificate"), line, color ? ANSI_BOLD : NULL);
+        ctl_format_time(when, sizeof(when), &c->not_after, false);
         format_days_left(left, sizeof(left), &c->days_left, false);
         snprintf(line, sizeof(line), "%s (%s)", when, left);
-        print_field(f, _("Expires"), line, color_of(c->status, color));
-        print_field(f, _("Status"), word(cert_statuses, c->status), color_of(c->status, color));
+        ctl_print_field(f, _("Expires"), line, ctl_color_of(c->status, color));
+        ctl_print_field(f, _("Status"), word(cert_statuses, c->status), ctl_color_of(c->status, color));
         format_usage(usage, sizeof(usage), c->usage);
-        print_field(f, _("Usage"), usage, NULL);
-        print_field(f, _("Renewal"), word(renewal_states, c->renewal_state),
-                    color_of(c->renewal_state, color));
+        ctl_print_field(f, _("Usage"), usage, NULL);
+        ctl_print_field(f, _("Renewal"), word(renewal_states, c->renewal_state),
+                        ctl_color_of(c->renewal_state, color));
         if (is_set(c->renewal_order)) {
                 if (c->renewal_rekey.known && c->renewal_validity_days.known)
                         snprintf(line, sizeof(line),
@@ -231,12 +281,12 @@ static void print_cert(FILE *f, const CtlCert *c, bool color) {
                                  c->renewal_order, (int) c->renewal_validity_days.value);
                 else
                         snprintf(line, sizeof(line), "%s", c->renewal_order);
-                print_field(f, _("Order"), line, NULL);
+                ctl_print_field(f, _("Order"), line, NULL);
         }
         if (is_set(c->portal_url))
-                print_field(f, _("Portal page"), c->portal_url, NULL);
+                ctl_print_field(f, _("Portal page"), c->portal_url, NULL);
         if (is_set(c->reject_reason))
-                print_field(f, _("Reject reason"), c->reject_reason, color_of("rejected", color));
+                ctl_print_field(f, _("Reject reason"), c->reject_reason, ctl_color_of("rejected", color));
 }
 
 static void print_token(FILE *f, const CtlToken *t, bool color) {
@@ -248,7 +298,7 @@ static void print_token(FILE *f, const CtlToken *t, bool color) {
                 fprintf(f, " \"%s\"", t->label);
         fputc('\n', f);
 
-        format_time(when, sizeof(when), &t->last_seen, false);
+        ctl_format_time(when, sizeof(when), &t->last_seen, false);
         if (!t->present.known)
                 snprintf(line, sizeof(line), "%s", _("unknown"));
         else if (t->present.value)
@@ -256,19 +306,27 @@ static void print_token(FILE *f, const CtlToken *t, bool color) {
         else
                 snprintf(line, sizeof(line), _("no, last seen %s in %s"), when,
                          t->reader ? t->reader : _("unknown"));
-        print_field(f, _("Plugged in"), line, NULL);
-        print_field(f, _("State"), word(token_states, t->state), color_of(t->state, color));
+        ctl_print_field(f, _("Plugged in"), line, NULL);
+        ctl_print_field(f, _("State"), word(token_states, t->state), ctl_color_of(t->state, color));
+        if (renewal_under_way(t)) {
+                ctl_format_step(line, sizeof(line), &t->progress, t->renewal_step);
+                ctl_print_field(f, _("Renewal step"), line, NULL);
+        }
+        if (is_set(t->management_key))
+                ctl_print_field(f, _("Management key"), word(management_keys, t->management_key),
+                                ctl_color_of(t->management_key, color));
         if (!t->pin_retries_left.known || t->pin_retries_left.value < 0)
                 snprintf(line, sizeof(line), "%s", _("unknown"));
         else
                 snprintf(line, sizeof(line), "%d", (int) t->pin_retries_left.value);
-        print_field(f, _("PIN tries left"), line,
-                    t->pin_retries_left.known && t->pin_retries_left.value == 0 ? color_of("locked", color)
-                                                                                : NULL);
+        ctl_print_field(f, _("PIN tries left"), line,
+                        t->pin_retries_left.known && t->pin_retries_left.value == 0
+                                ? ctl_color_of("locked", color)
+                                : NULL);
         if (is_set(t->last_error))
-                print_field(f, _("Last error"), t->last_error, color_of("failed", color));
+                ctl_print_field(f, _("Last error"), t->last_error, ctl_color_of("failed", color));
         if (t->n_certs == 0)
-                print_field(f, _("Certificate"), _("none"), NULL);
+                ctl_print_field(f, _("Certificate"), _("none"), NULL);
         for (size_t i = 0; i < t->n_certs; i++)
                 print_cert(f, t->certs[i], color);
 }
@@ -276,31 +334,31 @@ static void print_token(FILE *f, const CtlToken *t, bool color) {
 int ctl_status_print(const CtlManager *m, FILE *f, bool color) {
         char when[64];
 
-        print_field(f, "keyrenewd", m->version ? m->version : _("unknown"), NULL);
-        print_field(f, _("PC/SC"), word(pcsc_states, m->pcsc_state), NULL);
+        ctl_print_field(f, "keyrenewd", m->version ? m->version : _("unknown"), NULL);
+        ctl_print_field(f, _("PC/SC"), word(pcsc_states, m->pcsc_state), NULL);
         if (!m->readers)
-                print_field(f, _("Readers"), _("unknown"), NULL);
+                ctl_print_field(f, _("Readers"), _("unknown"), NULL);
         else if (!m->readers[0])
-                print_field(f, _("Readers"), _("none"), NULL);
+                ctl_print_field(f, _("Readers"), _("none"), NULL);
         for (char **r = m->readers; r && *r; r++)
-                print_field(f, r == m->readers ? _("Readers") : "", *r, NULL);
+                ctl_print_field(f, r == m->readers ? _("Readers") : "", *r, NULL);
         /* PortalState says most; an older daemon has only PortalReachable. */
         if (m->portal_state || !m->portal_reachable.known)
-                print_field(f, _("Portal"), word(portal_states, m->portal_state),
-                            color_of(m->portal_state, color));
+                ctl_print_field(f, _("Portal"), word(portal_states, m->portal_state),
+                                ctl_color_of(m->portal_state, color));
         else
-                print_field(f, _("Portal"), m->portal_reachable.value ? _("reachable") : _("not reachable"),
-                            NULL);
+                ctl_print_field(f, _("Portal"),
+                                m->portal_reachable.value ? _("reachable") : _("not reachable"), NULL);
         if (is_set(m->portal_error))
-                print_field(f, _("Portal error"), m->portal_error, color_of("failed", color));
+                ctl_print_field(f, _("Portal error"), m->portal_error, ctl_color_of("failed", color));
         /* Without a portal there is nothing to have checked. */
         if (!m->portal_state || strcmp(m->portal_state, "not-configured") != 0) {
-                format_time(when, sizeof(when), &m->last_portal_check, false);
-                print_field(f, _("Portal checked"), when, NULL);
+                ctl_format_time(when, sizeof(when), &m->last_portal_check, false);
+                ctl_print_field(f, _("Portal checked"), when, NULL);
         }
         if (m->next_portal_check.known && m->next_portal_check.value > 0) {
-                format_time(when, sizeof(when), &m->next_portal_check, false);
-                print_field(f, _("Next check"), when, NULL);
+                ctl_format_time(when, sizeof(when), &m->next_portal_check, false);
+                ctl_print_field(f, _("Next check"), when, NULL);
         }
 
         if (m->n_tokens == 0)
@@ -314,8 +372,8 @@ static int add_cert_row(Table *t, const CtlToken *tok, const CtlCert *c, bool co
         char name[256], when[32], left[64], usage[128];
         int r;
 
-        subject_name(name, sizeof(name), c->subject);
-        format_time(when, sizeof(when), &c->not_after, true);
+        ctl_subject_name(name, sizeof(name), c->subject);
+        ctl_format_time(when, sizeof(when), &c->not_after, true);
         format_days_left(left, sizeof(left), &c->days_left, true);
         format_usage(usage, sizeof(usage), c->usage);
 
@@ -327,15 +385,32 @@ static int add_cert_row(Table *t, const CtlToken *tok, const CtlCert *c, bool co
         if (r >= 0)
                 r = table_add_cell(t, when, NULL);
         if (r >= 0)
-                r = table_add_cell(t, left, color_of(c->status, color));
+                r = table_add_cell(t, left, ctl_color_of(c->status, color));
         if (r >= 0)
                 r = table_add_cell(t, usage, NULL);
         if (r >= 0)
                 r = table_add_cell(t, tok->present.known && tok->present.value ? _("yes") : _("no"), NULL);
         if (r >= 0)
                 r = table_add_cell(t, word(renewal_states, c->renewal_state),
-                                   color_of(c->renewal_state, color));
+                                   ctl_color_of(c->renewal_state, color));
         return r;
+}
+
+/* What list's rows cannot show: a renewal under way, a card anyone can
+ * change. */
+static void print_token_notes(FILE *f, const CtlToken *t) {
+        const char *serial = is_set(t->serial) ? t->serial : "-";
+        char step[256];
+
+        if (renewal_under_way(t)) {
+                ctl_format_step(step, sizeof(step), &t->progress, t->renewal_step);
+                fprintf(f, _("Key %s is being renewed: %s\n"), serial, step);
+        }
+        if (t->management_key && strcmp(t->management_key, "default") == 0)
+                fprintf(f,
+                        _("Key %s has the well-known default management key: anyone can change it; set a "
+                          "key of your own.\n"),
+                        serial);
 }
 
 int ctl_list_print(const CtlManager *m, FILE *f, bool legend, bool color) {
@@ -356,10 +431,13 @@ int ctl_list_print(const CtlManager *m, FILE *f, bool legend, bool color) {
         r = table_print(t, f, legend, color);
         if (r < 0)
                 return r;
-        if (legend)
+        if (legend) {
                 fprintf(f,
                         ngettext("\n%zu certificate listed.\n", "\n%zu certificates listed.\n",
                                  table_rows(t)),
                         table_rows(t));
+                for (size_t i = 0; i < m->n_tokens; i++)
+                        print_token_notes(f, m->tokens[i]);
+        }
         return ferror(f) ? -EIO : 0;
 }

@@ -13,23 +13,20 @@
 
 #include "cli.h"
 #include "ctl-bus.h"
+#include "ctl-error.h"
+#include "ctl-history.h"
 #include "ctl-json.h"
+#include "ctl-renew.h"
 #include "ctl-status.h"
 #include "i18n.h"
-
-enum {
-        EXIT_OK = 0,
-        EXIT_FAILED = 1,
-        EXIT_USAGE = 2,
-        EXIT_NO_DAEMON = 3,
-        EXIT_NOT_BUILT = 4,
-};
 
 typedef struct Args {
         CtlBusKind bus_kind;
         const char *bus_address;
         bool json;
         bool legend;
+        bool accept_key_loss;
+        bool pin_stdin;
         const char *command;
         int n_operands;
         char **operands;
@@ -49,8 +46,9 @@ static void print_help(void) {
                _("  status           readers, keys, certificates, days left, renewal (the default)"));
         printf("%s\n", _("  list             one line per certificate"));
         printf("%s\n", _("  refresh          read every plugged-in key again, then show the status"));
-        printf("%s\n", _("  renew [KEY|CERT] renew a certificate (not built yet)"));
-        printf("%s\n", _("  history          past renewals (not built yet)"));
+        printf("%s\n", _("  renew [KEY|CERT] renew a certificate the portal approved, asking for the PIN"));
+        printf("%s\n", _("                   (KEY: a key's serial; CERT: SERIAL/SLOT as list shows it)"));
+        printf("%s\n", _("  history          the renewals that ended"));
         printf("\n%s\n", _("Options:"));
         printf("%s\n", _("  -h, --help       show this help and exit"));
         printf("%s\n", _("  -V, --version    show the version and exit"));
@@ -58,14 +56,19 @@ static void print_help(void) {
         printf("%s\n", _("      --bus=BUS    system (the default), session, or a D-Bus address"));
         printf("%s\n", _("      --no-legend  leave out the table's header and summary"));
         printf("%s\n", _("      --no-pager   accepted; keyrenewctl never starts a pager"));
+        printf("%s\n%s\n", "      --accept-key-loss",
+               _("                   renew: replace a key that decrypts without asking"));
+        printf("%s\n", _("      --pin-stdin  renew: the PIN is the first line of standard input (for "
+                         "scripts and tests)"));
         printf("\n%s\n",
-               _("Exit status: 0 done, 1 failed, 2 bad usage, 3 keyrenewd not reachable, 4 not built "
-                 "yet. See keyrenewctl(1)."));
+               _("Exit status: 0 done, 1 failed, 2 bad usage, 3 keyrenewd not reachable, 5 cancelled,\n"
+                 "6 wrong or blocked PIN, 7 --accept-key-loss needed, 8 key not plugged in (the renewal\n"
+                 "resumes once it is), 9 nothing to renew. See keyrenewctl(1)."));
 }
 
 static int usage_error(void) {
         fprintf(stderr, _("Run '%s --help' to see the commands and options.\n"), program.name);
-        return EXIT_USAGE;
+        return CTL_EXIT_USAGE;
 }
 
 static int parse_bus(const char *s, Args *args) {
@@ -93,7 +96,9 @@ static int parse_args(int argc, char **argv, Args *args) {
                 ARG_JSON = 0x100,
                 ARG_BUS,
                 ARG_NO_LEGEND,
-                ARG_NO_PAGER
+                ARG_NO_PAGER,
+                ARG_ACCEPT_KEY_LOSS,
+                ARG_PIN_STDIN,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -102,6 +107,8 @@ static int parse_args(int argc, char **argv, Args *args) {
                 { "bus", required_argument, NULL, ARG_BUS },
                 { "no-legend", no_argument, NULL, ARG_NO_LEGEND },
                 { "no-pager", no_argument, NULL, ARG_NO_PAGER },
+                { "accept-key-loss", no_argument, NULL, ARG_ACCEPT_KEY_LOSS },
+                { "pin-stdin", no_argument, NULL, ARG_PIN_STDIN },
                 {},
         };
         int c;
@@ -127,6 +134,12 @@ static int parse_args(int argc, char **argv, Args *args) {
                         break;
                 case ARG_NO_PAGER:
                         break;
+                case ARG_ACCEPT_KEY_LOSS:
+                        args->accept_key_loss = true;
+                        break;
+                case ARG_PIN_STDIN:
+                        args->pin_stdin = true;
+                        break;
                 case ':':
                         fprintf(stderr, _("%s: option '%s' needs a value.\n"), program.name,
                                 argv[optind - 1]);
@@ -143,85 +156,74 @@ static int parse_args(int argc, char **argv, Args *args) {
         return 1;
 }
 
-static bool use_color(void) {
-        const char *no_color = getenv("NO_COLOR");
-        const char *term = getenv("TERM");
-
-        if (no_color && *no_color)
-                return false;
-        if (term && strcmp(term, "dumb") == 0)
-                return false;
-        return isatty(STDOUT_FILENO);
-}
-
-/* Connects and fetches everything; on failure says why on stderr and
- * returns the exit status. */
-static int fetch(const Args *args, bool refresh, CtlManager **ret_manager) {
-        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+/* Connects to the bus --bus names; on failure says why and returns the
+ * exit status, else -1. */
+static int connect_bus(const Args *args, sd_bus **ret_bus) {
         int r;
 
-        r = ctl_bus_connect(args->bus_kind, args->bus_address, &bus);
-        if (r < 0) {
-                fprintf(stderr, _("Cannot connect to the %s bus: %s. Is D-Bus running?\n"),
-                        args->bus_kind == CTL_BUS_SESSION  ? _("session")
-                        : args->bus_kind == CTL_BUS_SYSTEM ? _("system")
-                                                           : args->bus_address,
-                        strerror(-r));
-                return EXIT_NO_DAEMON;
-        }
+        r = ctl_bus_connect(args->bus_kind, args->bus_address, ret_bus);
+        if (r >= 0)
+                return -1;
+        fprintf(stderr, _("Cannot connect to the %s bus: %s. Is D-Bus running?\n"),
+                args->bus_kind == CTL_BUS_SESSION  ? _("session")
+                : args->bus_kind == CTL_BUS_SYSTEM ? _("system")
+                                                   : args->bus_address,
+                strerror(-r));
+        return CTL_EXIT_NO_DAEMON;
+}
+
+/* Fetches everything; on failure says why on stderr and returns the exit
+ * status, else -1. */
+static int fetch(sd_bus *bus, bool refresh, CtlManager **ret_manager) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        int r = 0;
+
         if (refresh)
                 r = ctl_manager_refresh(bus, &error);
         if (r >= 0)
                 r = ctl_manager_fetch(bus, &error, ret_manager);
         if (r >= 0)
-                return EXIT_OK;
-        if (ctl_bus_error_is_daemon_missing(&error)) {
-                fprintf(stderr, "%s\n",
-                        _("keyrenewd is not running (org.keyrenew.KeyRenew1 is not on the system bus). "
-                          "Start it "
-                          "with: systemctl start keyrenewd"));
-                return EXIT_NO_DAEMON;
-        }
-        if (sd_bus_error_is_set(&error))
-                fprintf(stderr, "%s\n", ctl_bus_error_text(&error));
-        else if (r == -ECONNREFUSED || r == -ECONNRESET || r == -ENOTCONN || r == -ENOENT) {
-                /* sd-bus connects lazily: a bus that is not there shows up
-                 * at the first call. */
-                fprintf(stderr, _("Cannot connect to the bus: %s. Is D-Bus running?\n"), strerror(-r));
-                return EXIT_NO_DAEMON;
-        } else
-                fprintf(stderr, _("Cannot read keyrenewd's answer: %s\n"), strerror(-r));
-        return EXIT_FAILED;
+                return -1;
+        return ctl_error_report(r, &error);
 }
 
-static int show(const Args *args, bool refresh, bool as_list) {
+static int show(const Args *args, sd_bus *bus, bool refresh, bool as_list) {
         _cleanup_(ctl_manager_freep) CtlManager *m = NULL;
+        bool color = ctl_use_color(STDOUT_FILENO);
         int status, r;
 
-        status = fetch(args, refresh, &m);
-        if (status != EXIT_OK)
+        status = fetch(bus, refresh, &m);
+        if (status >= 0)
                 return status;
         if (args->json)
                 r = ctl_json_print(m, stdout);
         else if (as_list)
-                r = ctl_list_print(m, stdout, args->legend, use_color());
+                r = ctl_list_print(m, stdout, args->legend, color);
         else
-                r = ctl_status_print(m, stdout, use_color());
+                r = ctl_status_print(m, stdout, color);
         if (r >= 0 && fflush(stdout) != 0)
                 r = -EIO;
         if (r < 0) {
                 fprintf(stderr, _("Cannot write the output: %s\n"), strerror(-r));
-                return EXIT_FAILED;
+                return CTL_EXIT_FAILED;
         }
-        return EXIT_OK;
+        return CTL_EXIT_OK;
 }
 
-static int not_built(const Args *args) {
-        fprintf(stderr,
-                _("%s %s: not built yet: renewal comes with the next version. Nothing was changed.\n"),
-                program.name, args->command);
-        return EXIT_NOT_BUILT;
+static int renew(const Args *args, sd_bus *bus) {
+        _cleanup_(ctl_manager_freep) CtlManager *m = NULL;
+        const CtlRenewOptions options = {
+                .target = args->n_operands > 0 ? args->operands[0] : NULL,
+                .accept_key_loss = args->accept_key_loss,
+                .pin_stdin = args->pin_stdin,
+                .json = args->json,
+        };
+        int status;
+
+        status = fetch(bus, false, &m);
+        if (status >= 0)
+                return status;
+        return ctl_renew(bus, m, &options);
 }
 
 static int run(const Args *args) {
@@ -231,7 +233,9 @@ static int run(const Args *args) {
         } commands[] = {
                 { "status", 0 }, { "list", 0 }, { "refresh", 0 }, { "renew", 1 }, { "history", 0 },
         };
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         const char *command = args->command ? args->command : "status";
+        int status;
         size_t i;
 
         for (i = 0; i < ELEMENTSOF(commands); i++)
@@ -246,9 +250,14 @@ static int run(const Args *args) {
                         args->operands[commands[i].max_operands]);
                 return usage_error();
         }
-        if (strcmp(command, "renew") == 0 || strcmp(command, "history") == 0)
-                return not_built(args);
-        return show(args, strcmp(command, "refresh") == 0, strcmp(command, "list") == 0);
+        status = connect_bus(args, &bus);
+        if (status >= 0)
+                return status;
+        if (strcmp(command, "renew") == 0)
+                return renew(args, bus);
+        if (strcmp(command, "history") == 0)
+                return ctl_history(bus, args->json, args->legend, ctl_use_color(STDOUT_FILENO));
+        return show(args, bus, strcmp(command, "refresh") == 0, strcmp(command, "list") == 0);
 }
 
 int main(int argc, char **argv) {
