@@ -14,7 +14,7 @@ refused, so the double cannot drift from the contract silently.
 CONFIG (JSON): "pin", "retries", "token" {"serial", "label",
 "management_key", and to show one under way: "state", "progress",
 "renewal_step"}, "certs" [{"slot", "subject", "renewal_state", "usage",
-"order", "rekey"}], "new_serial", "new_not_after" (µs), "resumed",
+"order", "rekey"}], "new_serial", "new_not_after" (µs), "resumed", "step_ms" (between steps),
 "withdraw" (withdraw the PIN request with Agent.Cancel and end the renewal
 Cancelled), "history" [entries as GetHistory documents them]. Each call
 it gets, and each answer an agent gives, is a JSON line in LOG."""
@@ -286,7 +286,7 @@ class Manager(PropertyObject):
         self.last_error = ""
         self.token.update(PinRetriesLeft=self.retries, State="renewing")
         steps = [s for s in STEPS if s[0] != "key-generated" or renewal.cert.config.get("rekey")]
-        GLib.timeout_add(10, self.step, renewal, steps)
+        GLib.timeout_add(self.config.get("step_ms", 10), self.step, renewal, steps)
 
     def step(self, renewal, steps):
         if renewal.cancel:

@@ -17,6 +17,7 @@ import pathlib
 import pty
 import re
 import select
+import signal
 import subprocess
 import termios
 import time
@@ -228,6 +229,48 @@ def test_only_the_first_line_is_the_pin(fake):
     assert [e["pin"] for e in f.agent_answers()] == ["271828"]
 
 
+def test_pin_from_a_file(fake, tmp_path):
+    """A regular file cannot be polled: read at once."""
+    f = fake()
+    pin_file = tmp_path / "pin"
+    pin_file.write_text("271828\n")
+    with open(pin_file) as stdin:
+        r = subprocess.run([str(KEYRENEWCTL), f"--bus={f.address}", "renew", "--pin-stdin"], stdin=stdin,
+                           capture_output=True, text=True, env=dict(os.environ, **ENGLISH), timeout=60,
+                           start_new_session=True)
+    assert r.returncode == 0, r.stderr
+    assert [e["pin"] for e in f.agent_answers()] == ["271828"]
+
+
+@pytest.mark.parametrize("presses, stopped", [(1, "The renewal was cancelled."),
+                                             (2, "keyrenewctl stopped waiting.")])
+def test_ctrl_c_while_renewing(fake, presses, stopped):
+    """The first Ctrl-C asks keyrenewd to cancel and waits for its answer;
+    a second one stops waiting."""
+    f = fake(step_ms=400)
+    proc = subprocess.Popen([str(KEYRENEWCTL), f"--bus={f.address}", "renew", "--pin-stdin"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, **ENGLISH), start_new_session=True)
+    try:
+        proc.stdin.write("271828\n")
+        proc.stdin.flush()
+        wait_for("the renewal under way", lambda: f.token("State") == "renewing")
+        for _ in range(presses):
+            proc.send_signal(signal.SIGINT)
+            time.sleep(0.1)
+        proc.wait(timeout=30)
+        err = proc.stderr.read()
+    finally:
+        proc.kill()
+        proc.wait()
+        for pipe in (proc.stdin, proc.stdout, proc.stderr):
+            pipe.close()
+    assert proc.returncode == 5, err
+    assert "Cancelling the renewal at its next step (Ctrl-C again: stop waiting)." in err
+    assert stopped in err, err
+    assert len(f.calls("Cancel")) == 1 and f.calls("UnregisterAgent")
+
+
 def test_confirmation_required_without_a_terminal(fake):
     f = fake(certs=[ALICE_9D])
     r = ctl(f, "renew", "--pin-stdin", stdin_text="271828\n")
@@ -292,7 +335,8 @@ def test_request_withdrawn(fake):
     finally:
         proc.kill()
         proc.wait()
-        proc.stdin.close()
+        for pipe in (proc.stdin, proc.stdout, proc.stderr):
+            pipe.close()
     assert proc.returncode == 5, err
     assert "The PIN request was withdrawn.\n" in err
     assert "The renewal was cancelled." in err
