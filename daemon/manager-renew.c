@@ -16,6 +16,7 @@
 #include "macro.h"
 #include "manager-bus.h"
 #include "polkit-check.h"
+#include "portal-status.h"
 #include "renewal-journal.h"
 #include "renewal.h"
 #include "secmem.h"
@@ -131,9 +132,10 @@ static void job_end(RenewalJob *job, RenewalError e, const char *bus_error, cons
         if (job->call) {
                 if (e == RENEWAL_OK)
                         r = sd_bus_reply_method_return(
-                                job->call, "a{sv}", 4, "Serial", "s", out->new_serial, "NotAfter", "t",
+                                job->call, "a{sv}", 5, "Serial", "s", out->new_serial, "NotAfter", "t",
                                 (uint64_t) (out->new_not_after > 0 ? out->new_not_after : 0) * 1000000,
-                                "Order", "s", job->order_id, "Rekeyed", "b", out->rekeyed);
+                                "Order", "s", job->order_id, "Rekeyed", "b", out->rekeyed, "Resumed", "b",
+                                out->resumed);
                 else
                         r = sd_bus_reply_method_errorf(job->call, bus_error, "%s", message);
                 if (r < 0)
@@ -244,7 +246,8 @@ static void job_run(RenewalJob *job) {
                 return;
         }
         job->phase = JOB_RUNNING;
-        job_show(job, TOKEN_STATE_RENEWING, "started", 5, "");
+        /* The run's first step checks the PIN: no step back in between. */
+        job_show(job, TOKEN_STATE_RENEWING, "pin", 0, "");
         job_inhibit(job);
 }
 
@@ -329,13 +332,12 @@ static int job_ask_pin(RenewalJob *job, const Agent *agent) {
                 r = sd_bus_message_append(msg, "o", job->cert_path);
         if (r >= 0)
                 r = append_pin_info(job, msg);
-        if (r >= 0)
-                r = sd_bus_call_async(job->m->bus, &job->pin_slot, msg, on_pin_reply, job, PIN_TIMEOUT_USEC);
         if (r < 0)
                 return r;
+        /* The state first: a client shows it before it prompts. */
         job->phase = JOB_AWAITING_PIN;
         job_show(job, TOKEN_STATE_AWAITING_PIN, "pin", 0, NULL);
-        return 0;
+        return sd_bus_call_async(job->m->bus, &job->pin_slot, msg, on_pin_reply, job, PIN_TIMEOUT_USEC);
 }
 
 /* --- Renew() --- */
@@ -676,24 +678,34 @@ static void on_agent_removed(AgentRegistry *reg, const Agent *agent, void *userd
 
 /* --- GetHistory() --- */
 
-static int append_history_entry(sd_bus_message *reply, json_t *o) {
-        json_t *slot = json_object_get(o, "slot");
-        char slot_name[8];
+static const char *history_string(json_t *o, const char *key) {
+        json_t *v = json_object_get(o, key);
 
-        (void) snprintf(slot_name, sizeof slot_name, "%02x", (unsigned) json_integer_value(slot) & 0xffu);
-#define S(k) (json_is_string(json_object_get(o, k)) ? json_string_value(json_object_get(o, k)) : "")
-#define T(k)                                                             \
-        ((uint64_t) (json_integer_value(json_object_get(o, k)) > 0       \
-                             ? json_integer_value(json_object_get(o, k)) \
-                             : 0) *                                      \
-         1000000)
-        return sd_bus_message_append(reply, "a{sv}", 9, "Order", "s", S("order"), "Token", "s", S("token"),
-                                     "Slot", "s", slot_name, "OldCertificate", "s", S("old_cert"),
-                                     "NewSerial", "s", S("new_serial"), "NotAfter", "t", T("not_after"),
-                                     "Time", "t", T("time"), "Outcome", "s", S("outcome"), "Reason", "s",
-                                     S("reason"));
-#undef S
-#undef T
+        return json_is_string(v) ? json_string_value(v) : "";
+}
+
+static uint64_t history_usec(json_t *o, const char *key) {
+        json_t *v = json_object_get(o, key);
+        time_t t = 0;
+
+        if (json_is_integer(v))
+                t = (time_t) json_integer_value(v);
+        else if (json_is_string(v) && portal_parse_timestamp(json_string_value(v), &t) < 0)
+                t = 0;
+        return t > 0 ? (uint64_t) t * 1000000 : 0;
+}
+
+static int append_history_entry(sd_bus_message *reply, json_t *o) {
+        char slot[8];
+
+        (void) snprintf(slot, sizeof slot, "%02x",
+                        (unsigned) json_integer_value(json_object_get(o, "slot")) & 0xffu);
+        return sd_bus_message_append(
+                reply, "a{sv}", 9, "Order", "s", history_string(o, "order"), "Token", "s",
+                history_string(o, "token"), "Slot", "s", slot, "OldCertificate", "s",
+                history_string(o, "old_cert"), "NewSerial", "s", history_string(o, "new_serial"), "NotAfter",
+                "t", history_usec(o, "not_after"), "Time", "t", history_usec(o, "time"), "Outcome", "s",
+                history_string(o, "outcome"), "Reason", "s", history_string(o, "reason"));
 }
 
 int manager_get_history_method(Manager *m, sd_bus_message *call, sd_bus_error *error) {

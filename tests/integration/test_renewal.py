@@ -52,6 +52,10 @@ class Env:
         self.cards = []
 
     def start(self):
+        """(Re)starts keyrenewd: a new one asks the portal at once when it
+        first sees a key (later insertions only once a minute)."""
+        if self.daemon and self.daemon.proc.poll() is None:
+            assert self.daemon.stop() == 0, self.daemon.output()
         self.daemon = Daemon(self.tmp, self.bus, self.bed, ["--state-dir", str(self.state_dir), "--config",
                                                             str(self.config)])
         self.daemon.wait_for_name()
@@ -81,7 +85,7 @@ class Env:
 
     def cert_path(self, serial, slot="9a", state="approved", timeout=20):
         """The certificate's object once the portal's answer about it is
-        on the bus."""
+        on the bus (state None: whatever it is)."""
         def find():
             try:
                 token = self.bus.conn.get_object(BUS_NAME, PATH).GetToken(str(serial), dbus_interface=MANAGER)
@@ -89,7 +93,7 @@ class Env:
                 return None
             for c in self.props(token, TOKEN)["Certificates"]:
                 p = self.props(c, CERT)
-                if p["Slot"] == slot and p["RenewalState"] == state:
+                if p["Slot"] == slot and state in (None, p["RenewalState"]):
                     return str(c)
             return None
         return wait_for(f"{serial}/{slot} {state} on the bus", find, timeout)
