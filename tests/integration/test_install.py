@@ -60,6 +60,7 @@ def expected_files():
         f"{services}/org.keyrenew.KeyRenew1.service": 0o644,
         f"{interfaces}/org.keyrenew.KeyRenew1.xml": 0o644,
         f"{actions}/org.keyrenew.policy": 0o644,
+        "/usr/share/polkit-1/rules.d/org.keyrenew.rules": 0o644,
         "/etc/keyrenew/keyrenewd.conf": 0o644,
         "/usr/share/man/man1/keyrenewctl.1": 0o644,
         "/usr/share/man/man5/keyrenewd.conf.5": 0o644,
@@ -311,6 +312,98 @@ def test_xml_files_are_valid(installed):
         "org.keyrenew.manage": {"allow_any": "auth_admin", "allow_inactive": "auth_admin",
                                 "allow_active": "auth_admin_keep"},
     }
+
+
+INHIBIT_ACTIONS = ["org.freedesktop.login1.inhibit-block-sleep", "org.freedesktop.login1.inhibit-block-shutdown",
+                   "org.freedesktop.login1.inhibit-handle-lid-switch"]
+
+
+POLKIT_BUS_POLICY = """  <policy context="default">
+    <allow user="*"/>
+    <allow own="*"/>
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+  </policy>
+"""
+
+
+class PrivatePolkit:
+    """The system's polkitd on a private bus, in a mount namespace where it
+    reads only the given rules and a passwd that has a user keyrenew."""
+
+    def __init__(self, tmp, rules, passwd):
+        # polkitd becomes the user polkitd: the bus must let it in and reach.
+        self.top = pathlib.Path(tempfile.mkdtemp(prefix="keyrenew-polkit-"))
+        self.top.chmod(0o755)
+        self.bus = PrivateBus(self.top, bus_type="system", policy=POLKIT_BUS_POLICY)
+        self.bus.dir.chmod(0o755)
+        empty = tmp / "no-admin-rules"
+        empty.mkdir()
+        self.env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=self.bus.address)
+        self.log = open(tmp / "polkitd.log", "wb")
+        self.proc = subprocess.Popen(
+            ["unshare", "-m", "--propagation", "private", "sh", "-c",
+             f"mount --bind '{passwd}' /etc/passwd && mount --bind '{rules}' /usr/share/polkit-1/rules.d && "
+             f"mount --bind '{empty}' /etc/polkit-1/rules.d && exec /usr/lib/polkit-1/polkitd --no-debug"],
+            stdout=self.log, stderr=self.log, env=self.env)
+        wait_for("polkitd on the bus", lambda: self.running() and
+                 self.bus.conn.name_has_owner("org.freedesktop.PolicyKit1"))
+
+    def running(self):
+        assert self.proc.poll() is None, "polkitd exited"
+        return True
+
+    def allowed(self, uid, action):
+        """Whether a process of uid, outside any session, may do action."""
+        subject = subprocess.Popen(["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
+                                    "sleep", "60"])
+        try:
+            proc = run(["pkcheck", "--action-id", action, "--process", str(subject.pid)], check=False,
+                       env=self.env)
+            assert proc.returncode in (0, 1), proc.stdout + proc.stderr
+            return proc.returncode == 0
+        finally:
+            subject.kill()
+            subject.wait()
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+        self.bus.stop()
+        shutil.rmtree(self.top)
+
+
+def test_polkit_rule_lets_keyrenewd_hold_off_sleep_and_shutdown(installed, tmp_path):
+    # keyrenewd asks logind for a block inhibitor while it writes a card;
+    # logind asks polkit, which by default refuses callers outside a session.
+    passwd = tmp_path / "passwd"
+    lines = pathlib.Path("/etc/passwd").read_text().splitlines()
+    entry = [line for line in lines if line.startswith("keyrenew:")]
+    if not entry:
+        uid = next(u for u in range(64900, 65000) if f":{u}:" not in "\n".join(lines))
+        entry = [f"keyrenew:x:{uid}:{uid}:keyrenew:/var/lib/keyrenew:/usr/sbin/nologin"]
+        lines += entry
+    keyrenew_uid = int(entry[0].split(":")[2])
+    passwd.write_text("\n".join(lines) + "\n")
+
+    system_rules = sorted(pathlib.Path("/usr/share/polkit-1/rules.d").glob("*.rules"))
+    for with_ours in (False, True):
+        rules = tmp_path / f"rules-{with_ours}"
+        rules.mkdir()
+        for f in system_rules:
+            if f.name != "org.keyrenew.rules":
+                shutil.copy(f, rules)
+        if with_ours:
+            shutil.copy(installed.path("/usr/share/polkit-1/rules.d/org.keyrenew.rules"), rules)
+        (tmp_path / f"pk-{with_ours}").mkdir()
+        polkit = PrivatePolkit(tmp_path / f"pk-{with_ours}", rules, passwd)
+        try:
+            for action in INHIBIT_ACTIONS:
+                assert polkit.allowed(keyrenew_uid, action) == with_ours, action
+            # Nobody else outside a session gets it.
+            assert not polkit.allowed(65534, INHIBIT_ACTIONS[1])
+        finally:
+            polkit.stop()
 
 
 def test_config_is_where_keyrenewd_looks(installed):
