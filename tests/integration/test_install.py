@@ -334,19 +334,24 @@ class PrivatePolkit:
         # polkitd becomes the user polkitd: the bus must let it in and reach.
         self.top = pathlib.Path(tempfile.mkdtemp(prefix="keyrenew-polkit-"))
         self.top.chmod(0o755)
-        self.bus = PrivateBus(self.top, bus_type="system", policy=POLKIT_BUS_POLICY)
-        self.bus.dir.chmod(0o755)
-        empty = tmp / "no-admin-rules"
-        empty.mkdir()
-        self.env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=self.bus.address)
-        self.log = open(tmp / "polkitd.log", "wb")
-        self.proc = subprocess.Popen(
-            ["unshare", "-m", "--propagation", "private", "sh", "-c",
-             f"mount --bind '{passwd}' /etc/passwd && mount --bind '{rules}' /usr/share/polkit-1/rules.d && "
-             f"mount --bind '{empty}' /etc/polkit-1/rules.d && exec /usr/lib/polkit-1/polkitd --no-debug"],
-            stdout=self.log, stderr=self.log, env=self.env)
-        wait_for("polkitd on the bus", lambda: self.running() and
-                 self.bus.conn.name_has_owner("org.freedesktop.PolicyKit1"))
+        self.bus = self.proc = None
+        try:
+            self.bus = PrivateBus(self.top, bus_type="system", policy=POLKIT_BUS_POLICY)
+            self.bus.dir.chmod(0o755)
+            empty = tmp / "no-admin-rules"
+            empty.mkdir()
+            self.env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=self.bus.address)
+            self.log = open(tmp / "polkitd.log", "wb")
+            self.proc = subprocess.Popen(
+                ["unshare", "-m", "--propagation", "private", "sh", "-c",
+                 f"mount --bind '{passwd}' /etc/passwd && mount --bind '{rules}' /usr/share/polkit-1/rules.d && "
+                 f"mount --bind '{empty}' /etc/polkit-1/rules.d && exec /usr/lib/polkit-1/polkitd --no-debug"],
+                stdout=self.log, stderr=self.log, env=self.env)
+            wait_for("polkitd on the bus", lambda: self.running() and
+                     self.bus.conn.name_has_owner("org.freedesktop.PolicyKit1"))
+        except BaseException:
+            self.stop()
+            raise
 
     def running(self):
         assert self.proc.poll() is None, "polkitd exited"
@@ -366,9 +371,11 @@ class PrivatePolkit:
             subject.wait()
 
     def stop(self):
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
-        self.bus.stop()
+        if self.proc:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+        if self.bus:
+            self.bus.stop()
         shutil.rmtree(self.top)
 
 
