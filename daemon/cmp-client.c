@@ -358,7 +358,11 @@ static int outcome(CmpSession *s, OSSL_CMP_CTX *ctx, X509 *cert) {
         if (res->fail_info < 0)
                 res->fail_info = 0;
         copy_status_text(ctx, res);
-        if (s->error == -EINPROGRESS)
+        /* The install step deferred: whether OpenSSL then failed to sign
+         * the certConf (with the card gone) or our transfer refused to send
+         * it, nothing was confirmed. */
+        if (s->error == -EINPROGRESS ||
+            (res->stage >= CMP_STAGE_INSTALL && res->verdict == CMP_CONFIRM_DEFER))
                 return -EINPROGRESS;
         if (res->stage >= CMP_STAGE_INSTALL && res->verdict == CMP_CONFIRM_REJECT && s->pkiconf_received)
                 return -ECANCELED;

@@ -74,9 +74,20 @@ static bool card_gone(int r) {
         return r == -ENOMEDIUM || r == -ECONNRESET || r == -ENODEV || r == -ECONNREFUSED || r == -ECANCELED;
 }
 
+/* Whether the card went away. A card pulled out in the middle of an
+ * exchange often shows as a failed transmit (-EIO) before pcscd notices,
+ * and OpenSSL reports a failed signature without its cause: ask the card. */
+static bool card_lost(Run *run) {
+        TokenPinStatus st;
+        int r = token_pin_status(run->t, &st);
+
+        /* Unresponsive or mute (the transport's -EIO) is as good as gone. */
+        return card_gone(r) || r == -EIO;
+}
+
 /* what: a translated phrase, "writing the certificate". */
 static void fail_card(Run *run, int r, const char *what) {
-        if (card_gone(r))
+        if (card_gone(r) || card_lost(run))
                 fail(run, RENEWAL_ERROR_INTERRUPTED, r,
                      _("The key was pulled out (or reset) while %s. Plug it in again: the renewal goes on "
                        "from where it stopped."),
@@ -501,7 +512,8 @@ static int request_certificate(Run *run) {
                      _("The CA's portal refused the renewal: %s. The key was not changed; see the order "
                        "page or call the CA's help line."),
                      cmp_result_message(&res, r));
-        } else if (r == -EIO) {
+        } else if (r == -EIO || card_lost(run)) {
+                /* A signature the card did not make (it may be gone). */
                 fail_card(run, -EIO, _("signing the request"));
         } else {
                 fail(run, RENEWAL_ERROR_PORTAL, r,

@@ -9,10 +9,12 @@ when Renew returns:
    "progress": [[step, percent], ...], "finished": [[outcome, message]]}
 
 Usage: renew_client.py ADDRESS CERT_PATH [--pin PIN | --cancel | --hang]
-                       [--accept-key-loss] [--no-agent]
+                       [--accept-key-loss] [--no-agent] [--agent-only]
 --hang never answers RequestPin (for Cancel() and pulled-key tests); the
-client then waits for Renew's answer like the others. Run with
-/usr/bin/python3."""
+client then waits for Renew's answer like the others. --agent-only calls
+no Renew: it prints "ready" on stderr once registered and waits for the
+certificate's RenewalFinished (a renewal keyrenewd resumes by itself).
+Run with /usr/bin/python3."""
 
 import argparse
 import json
@@ -74,6 +76,7 @@ def main():
     p.add_argument("--hang", action="store_true")
     p.add_argument("--accept-key-loss", action="store_true")
     p.add_argument("--no-agent", action="store_true")
+    p.add_argument("--agent-only", action="store_true")
     args = p.parse_args()
 
     dbus.mainloop.glib.DBusGMainLoop(set_as_default=True)
@@ -93,6 +96,9 @@ def main():
     def on_finished(cert, outcome, message):
         if str(cert) == args.cert:
             out["finished"].append([str(outcome), str(message)])
+            if args.agent_only:
+                out["ok"] = str(outcome) == "done"
+                loop.quit()
 
     conn.add_signal_receiver(on_props, "PropertiesChanged", dbus.PROPERTIES_IFACE, BUS_NAME, None,
                              path_keyword="path")
@@ -109,9 +115,12 @@ def main():
         GLib.timeout_add(300, loop.quit)
 
     options = {"AcceptKeyLoss": dbus.Boolean(True)} if args.accept_key_loss else {}
-    manager.Renew(dbus.ObjectPath(args.cert), dbus.Dictionary(options, signature="sv"),
-                  reply_handler=lambda r: done(r), error_handler=lambda e: done(err=e), timeout=600)
-    print("renewing", file=sys.stderr, flush=True)
+    if args.agent_only:
+        print("ready", file=sys.stderr, flush=True)
+    else:
+        manager.Renew(dbus.ObjectPath(args.cert), dbus.Dictionary(options, signature="sv"),
+                      reply_handler=lambda r: done(r), error_handler=lambda e: done(err=e), timeout=600)
+        print("renewing", file=sys.stderr, flush=True)
     loop.run()
     del agent
     print(json.dumps(out), flush=True)

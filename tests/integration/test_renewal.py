@@ -26,6 +26,7 @@ from portal_testlib import Portal  # noqa: E402
 
 HERE = pathlib.Path(__file__).resolve().parent
 CLIENT = HERE / "renew_client.py"
+KEYRENEWCTL = pathlib.Path(os.environ.get("KEYRENEW_BUILD_DIR", HERE.parents[1] / "build")) / "ctl" / "keyrenewctl"
 POLKIT = "org.freedesktop.PolicyKit1"
 KINDS = {"rsa2048": "RSA", "eccp256": "ECDSA", "eccp384": "ECDSA"}
 
@@ -299,3 +300,103 @@ def test_rekey_needs_move_key(env):
         assert not env.portal.certs_for_order(order)
     finally:
         env.bed.remove(card.index)
+
+
+def ctl(env, *args, pin=None):
+    return subprocess.run([str(KEYRENEWCTL), "--bus", env.bus.address, *args], input=pin, capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_keyrenewctl_renew_and_history(env):
+    """keyrenewctl as the PIN agent: a wrong PIN costs one try (exit 6),
+    the right one renews (exit 0); the history shows both."""
+    state, old_pem = env.key(algorithm="rsa2048")
+    order = env.portal.approved_order(old_pem, "--rekey", "yes")
+    env.start()
+    card = env.bed.insert(state)
+    try:
+        serial = serial_of(state)
+        env.cert_path(serial)
+        proc = ctl(env, "renew", f"{serial}/9a", "--pin-stdin", pin="000000\n")
+        assert proc.returncode == 6, proc.stdout + proc.stderr
+        assert "2 tries left" in proc.stdout + proc.stderr
+        assert pin_tries(state) == 2
+        proc = ctl(env, "renew", str(serial), "--pin-stdin", pin=DEFAULT_PIN + "\n")
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert order in proc.stdout
+        new_pem = new_pem_from_card(env, card, env.tmp / "ctl-new.pem")
+        check_with_peers(env, card, "9a", new_pem, "rsa2048")
+        assert pubkey(new_pem) != pubkey(old_pem)
+        assert order_state(env, order) == "installed"
+        # A correct VERIFY resets the counter.
+        assert pin_tries(state) == 3
+        proc = ctl(env, "history", "--json")
+        assert proc.returncode == 0, proc.stderr
+        hist = json.loads(proc.stdout)
+        assert [h["Outcome"] for h in hist] == ["done"], hist
+        assert hist[0]["NotAfter"] > 0
+    finally:
+        env.bed.remove(card.index)
+
+
+def test_resumes_by_itself_when_the_key_comes_back(env):
+    """A key pulled out in the middle of the renewal: when it is plugged in
+    again and its user's agent is there, keyrenewd goes on by itself and
+    asks the PIN once, saying it is a resume."""
+    state, old_pem = env.key()
+    order = env.portal.approved_order(old_pem, "--rekey", "yes")
+    env.start()
+    card = env.bed.insert(state)
+    env.cert_path(serial_of(state))
+    n = len(card.apdus())
+    env.bed.remove(card.index)
+    # The renewal's 16th APDU is past issuance (the certificate is being written).
+    card = env.bed.insert(state, vanish_after=n + 15)
+    cert = env.cert_path(serial_of(state))
+    res = env.renew(cert)
+    assert res["error"] == "org.keyrenew.KeyRenew1.Error.Interrupted", res
+    assert card.wait_exit() == 3
+    env.bed.remove(card.index)
+    assert list(env.state_dir.glob("renewal-*.journal"))
+    agent = subprocess.Popen(["/usr/bin/python3", str(CLIENT), env.bus.address, cert, "--agent-only"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert agent.stderr.readline().strip() == "ready"
+        card = env.bed.insert(state)
+        out, err = agent.communicate(timeout=60)
+        res = json.loads(out)
+        assert res["ok"], (res, err)
+        assert [r["Resume"] for r in res["requests"]] == [True]
+        assert order_state(env, order) == "installed"
+        assert len(env.portal.certs_for_order(order)) == 1
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+        env.bed.remove(card.index)
+
+
+def test_sleep_and_shutdown_are_held_off_while_renewing(env):
+    """logind (python-dbusmock's template) is asked for a "block"
+    inhibitor of sleep and shutdown while the card is written."""
+    log = env.tmp / "logind.log"
+    logind = subprocess.Popen(["/usr/bin/python3", "-m", "dbusmock", "--system", "--template", "logind", "-l",
+                               str(log)], env=dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=env.bus.address),
+                              stdout=subprocess.DEVNULL)
+    try:
+        wait_for("the mock logind", lambda: env.bus.conn.name_has_owner("org.freedesktop.login1"))
+        state, old_pem = env.key()
+        env.portal.approved_order(old_pem, "--rekey", "no")
+        env.start()
+        card = env.bed.insert(state)
+        try:
+            res = env.renew(env.cert_path(serial_of(state)))
+            assert res["ok"], res
+        finally:
+            env.bed.remove(card.index)
+        calls = [line for line in log.read_text().splitlines() if "Inhibit" in line]
+        assert len(calls) == 1, calls
+        assert '"sleep:shutdown" "keyrenew"' in calls[0] and '"block"' in calls[0], calls
+        assert "No inhibitor from logind" not in env.daemon.output()
+    finally:
+        logind.terminate()
+        logind.wait(timeout=10)
