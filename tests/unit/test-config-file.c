@@ -258,7 +258,8 @@ static void test_structure(void) {
         bad("LogLevel=debug\n", "t.conf:1: ", "before any section header");
         bad("[Daemon]\nLoglevel=debug\n",
             "t.conf:2: ", "unknown key Loglevel in [Daemon]; the keys there are LogLevel");
-        bad("[Portal]\nURL=x\n", "t.conf:2: ", "the keys there are Url, CABundle, CmpTrustedCA, PollIntervalSec");
+        bad("[Portal]\nURL=x\n",
+            "t.conf:2: ", "the keys there are Url, CABundle, CmpTrustedCA, PollIntervalSec");
         bad("[Expiry]\nLogLevel=debug\n", "t.conf:2: ", "unknown key LogLevel in [Expiry]");
         bad("[Daemon]\n[Foo]\nLogLevel=debug\n",
             "t.conf:2: ", "unknown section [Foo]; the sections are [Daemon], [Expiry], [Portal]");
