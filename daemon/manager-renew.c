@@ -44,8 +44,10 @@ struct RenewalJob {
         PolkitCheck *polkit;
         sd_bus_slot *pin_slot;
         char *agent_owner, *agent_path;
-        sd_bus_slot *inhibit_slot;
-        int inhibit_fd;
+        /* Two inhibitors rather than one "sleep:shutdown": logind 252 checks
+         * a combined one against the lid switch's polkit action. */
+        sd_bus_slot *inhibit_slot[2];
+        int inhibit_fd[2];
         char *pin; /* secmem */
         atomic_int stop;
         /* What renewal_run() is given; the strings below are its. */
@@ -64,9 +66,11 @@ static RenewalJob *job_free(RenewalJob *job) {
                 return NULL;
         polkit_check_cancel(job->polkit);
         sd_bus_slot_unref(job->pin_slot);
-        sd_bus_slot_unref(job->inhibit_slot);
-        if (job->inhibit_fd >= 0)
-                close(job->inhibit_fd);
+        for (size_t i = 0; i < ELEMENTSOF(job->inhibit_fd); i++) {
+                sd_bus_slot_unref(job->inhibit_slot[i]);
+                if (job->inhibit_fd[i] >= 0)
+                        close(job->inhibit_fd[i]);
+        }
         sd_bus_message_unref(job->call);
         secmem_free(job->pin);
         token_worker_close(job->own_worker);
@@ -167,30 +171,41 @@ static void job_fail(RenewalJob *job, RenewalError e, const char *message) {
 
 /* --- logind: no sleep or shutdown while a card is written --- */
 
-static int on_inhibit_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
-        RenewalJob *job = userdata;
-        int fd, r;
+static void inhibit_taken(RenewalJob *job, size_t i, sd_bus_message *reply) {
+        int fd;
 
-        job->inhibit_slot = sd_bus_slot_unref(job->inhibit_slot);
-        if (sd_bus_message_is_method_error(reply, NULL)) {
-                log_debug("No inhibitor from logind: %s", sd_bus_message_get_error(reply)->message);
-                return 0;
-        }
-        r = sd_bus_message_read(reply, "h", &fd);
-        if (r >= 0)
-                job->inhibit_fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        job->inhibit_slot[i] = sd_bus_slot_unref(job->inhibit_slot[i]);
+        if (sd_bus_message_is_method_error(reply, NULL))
+                log_warning("logind gave no inhibitor: %s; sleep or shutdown could interrupt the renewal "
+                            "(it resumes afterwards)",
+                            sd_bus_message_get_error(reply)->message);
+        else if (sd_bus_message_read(reply, "h", &fd) >= 0)
+                job->inhibit_fd[i] = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+}
+
+static int on_inhibit_sleep(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        inhibit_taken(userdata, 0, reply);
+        return 0;
+}
+
+static int on_inhibit_shutdown(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        inhibit_taken(userdata, 1, reply);
         return 0;
 }
 
 static void job_inhibit(RenewalJob *job) {
+        static const char *const what[2] = { "sleep", "shutdown" };
+        static const sd_bus_message_handler_t done[2] = { on_inhibit_sleep, on_inhibit_shutdown };
         int r;
 
-        r = sd_bus_call_method_async(job->m->bus, &job->inhibit_slot, "org.freedesktop.login1",
-                                     "/org/freedesktop/login1", "org.freedesktop.login1.Manager", "Inhibit",
-                                     on_inhibit_reply, job, "ssss", "sleep:shutdown", "keyrenew",
-                                     "Writing a renewed certificate to a key", "block");
-        if (r < 0)
-                log_debug_errno(r, "Cannot ask logind for an inhibitor");
+        for (size_t i = 0; i < ELEMENTSOF(what); i++) {
+                r = sd_bus_call_method_async(job->m->bus, &job->inhibit_slot[i], "org.freedesktop.login1",
+                                             "/org/freedesktop/login1", "org.freedesktop.login1.Manager",
+                                             "Inhibit", done[i], job, "ssss", what[i], "keyrenew",
+                                             "Writing a renewed certificate to a key", "block");
+                if (r < 0)
+                        log_debug_errno(r, "Cannot ask logind for a %s inhibitor", what[i]);
+        }
 }
 
 /* --- the run on the worker --- */
@@ -471,7 +486,7 @@ static int job_new(Manager *m, TokenObject *t, Reader *reader, const char *cert_
         job->m = m;
         job->token = t;
         job->reader = reader;
-        job->inhibit_fd = -1;
+        job->inhibit_fd[0] = job->inhibit_fd[1] = -1;
         job->uid = (uid_t) -1;
         atomic_init(&job->stop, RENEWAL_STOP_NONE);
         job->cert_path = strdup(cert_path);

@@ -313,8 +313,7 @@ def test_xml_files_are_valid(installed):
     }
 
 
-INHIBIT_ACTIONS = ["org.freedesktop.login1.inhibit-block-sleep", "org.freedesktop.login1.inhibit-block-shutdown",
-                   "org.freedesktop.login1.inhibit-handle-lid-switch"]
+INHIBIT_ACTIONS = ["org.freedesktop.login1.inhibit-block-sleep", "org.freedesktop.login1.inhibit-block-shutdown"]
 
 
 POLKIT_BUS_POLICY = """  <policy context="default">
@@ -406,6 +405,8 @@ def test_polkit_rule_lets_keyrenewd_hold_off_sleep_and_shutdown(installed, tmp_p
         try:
             for action in INHIBIT_ACTIONS:
                 assert polkit.allowed(keyrenew_uid, action) == with_ours, action
+            # Nothing more than these two.
+            assert not polkit.allowed(keyrenew_uid, "org.freedesktop.login1.inhibit-handle-lid-switch")
             # Nobody else outside a session gets it.
             assert not polkit.allowed(65534, INHIBIT_ACTIONS[1])
         finally:

@@ -52,14 +52,14 @@ class Env:
         self.daemon = None
         self.cards = []
 
-    def start(self):
+    def start(self, wrapper=()):
         """(Re)starts keyrenewd: a new one asks the portal at once when it
         first sees a key (later insertions only once a minute)."""
         if self.daemon and self.daemon.proc.poll() is None:
-            assert self.daemon.stop() == 0, self.daemon.output()
+            assert self.daemon.stop(timeout=60) == 0, self.daemon.output()
         self.daemon = Daemon(self.tmp, self.bus, self.bed, ["--state-dir", str(self.state_dir), "--config",
-                                                            str(self.config)])
-        self.daemon.wait_for_name()
+                                                            str(self.config)], wrapper=wrapper)
+        self.daemon.wait_for_name(timeout=60 if wrapper else 10)
         return self.daemon
 
     def key(self, algorithm="eccp256", slot="9a", days=10, version="5.7.1", usage=None, name="card"):
@@ -376,8 +376,8 @@ def test_resumes_by_itself_when_the_key_comes_back(env):
 
 
 def test_sleep_and_shutdown_are_held_off_while_renewing(env):
-    """logind (python-dbusmock's template) is asked for a "block"
-    inhibitor of sleep and shutdown while the card is written."""
+    """logind (python-dbusmock's template) is asked for "block"
+    inhibitors of sleep and of shutdown while the card is written."""
     log = env.tmp / "logind.log"
     logind = subprocess.Popen(["/usr/bin/python3", "-m", "dbusmock", "--system", "--template", "logind", "-l",
                                str(log)], env=dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=env.bus.address),
@@ -394,9 +394,41 @@ def test_sleep_and_shutdown_are_held_off_while_renewing(env):
         finally:
             env.bed.remove(card.index)
         calls = [line for line in log.read_text().splitlines() if "Inhibit" in line]
-        assert len(calls) == 1, calls
-        assert '"sleep:shutdown" "keyrenew"' in calls[0] and '"block"' in calls[0], calls
-        assert "No inhibitor from logind" not in env.daemon.output()
+        # One each: logind 252 checks a combined one against the lid switch's action.
+        assert len(calls) == 2, calls
+        assert any('"sleep" "keyrenew"' in c for c in calls) and any('"shutdown" "keyrenew"' in c for c in calls)
+        assert all('"block"' in c for c in calls), calls
+        assert "logind gave no inhibitor" not in env.daemon.output()
     finally:
         logind.terminate()
         logind.wait(timeout=10)
+
+
+def test_valgrind_clean(env):
+    """A wrong PIN, a re-key renewal and one interrupted and resumed, in
+    keyrenewd under valgrind: no leak, no error (the card provider, the CMP
+    client, the journal, the worker's hand-over of a pulled key)."""
+    d = env.start(wrapper=["valgrind", "--error-exitcode=99", "--leak-check=full",
+                           "--show-leak-kinds=definite,indirect", "--errors-for-leak-kinds=definite,indirect",
+                           "--quiet"])
+    state, old_pem = env.key()
+    env.portal.approved_order(old_pem, "--rekey", "yes")
+    card = env.bed.insert(state)
+    cert = env.cert_path(serial_of(state), timeout=60)
+    n = len(card.apdus())
+    assert env.renew(cert, "--pin", "999999")["error"] == "org.keyrenew.KeyRenew1.Error.WrongPin"
+    assert env.renew(cert)["ok"]
+    env.bed.remove(card.index)
+
+    state, old_pem = env.key(name="second")
+    env.portal.approved_order(old_pem, "--rekey", "yes")
+    d = env.start(wrapper=d.proc.args[:6])
+    card = env.bed.insert(state, vanish_after=n + 15)
+    cert = env.cert_path(serial_of(state), timeout=60)
+    assert env.renew(cert)["error"] == "org.keyrenew.KeyRenew1.Error.Interrupted"
+    assert card.wait_exit() == 3
+    env.bed.remove(card.index)
+    card = env.bed.insert(state)
+    assert env.renew(env.cert_path(serial_of(state), state=None, timeout=60))["ok"]
+    env.bed.remove(card.index)
+    assert d.stop(timeout=60) == 0, d.output()
