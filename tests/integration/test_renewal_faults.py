@@ -149,3 +149,54 @@ def test_interrupted_at_every_step_then_resumed(matrix_env, mode, rekey):
                 matrix_env.bed.remove(index)
     print(f"\n{mode}, rekey {rekey}: {tried} cases tried, {survived} survived")
     assert not failures, "\n".join(failures)
+
+
+PORTAL_FAULTS = [(at, kind) for at in ("kur", "certconf") for kind in ("500", "drop", "truncated", "garbage")]
+
+
+def test_portal_failing_at_each_message_then_resumed(matrix_env):
+    """The portal fails the key update request or the confirmation: a 500
+    before it does anything, or it does the work and the answer is lost
+    (no answer, half of it, not a PKIMessage). The renewal stops without
+    harm; the next Renew (the portal healthy again) finishes it with the
+    same certificate. The old certificate is revoked only once the new one
+    is on the key and confirmed."""
+    env = matrix_env
+    tried, survived, failures = 0, 0, []
+    for n, (at, kind) in enumerate(PORTAL_FAULTS):
+        tried += 1
+        try:
+            state, old_pem = env.key(name=f"portal{n}")
+            order = env.portal.approved_order(old_pem, "--rekey", "yes")
+            env.start()
+            card = env.bed.insert(state)
+            cert = env.cert_path(serial_of(state))
+            env.portal.admin("cmp-fault", "set", "--at", at, "--kind", kind, "--count", "1")
+            res = env.renew(cert)
+            if res["ok"]:
+                # libcurl sends a request again on a fresh connection when a
+                # reused one closes without an answer; the portal answers a
+                # repeated message with the answer it stored for it.
+                assert kind == "drop" and at == "certconf", res
+                check_renewed(env, state, card, order, old_pem)
+                env.bed.remove(card.index)
+                survived += 1
+                continue
+            assert res["error"] == "org.keyrenew.KeyRenew1.Error.PortalError", res
+            assert "renew again later" in res["message"], res["message"]
+            old_serial = run(["openssl", "x509", "-in", old_pem, "-noout", "-serial"]).stdout.split("=")[1].strip()
+            revoked = old_serial.upper() in env.portal.crl_text("ec").upper()
+            # Revoked only after the confirmation reached the portal.
+            assert revoked == (at == "certconf" and kind != "500"), (at, kind, revoked)
+            assert list(env.state_dir.glob("renewal-*.journal")), "the renewal must stay resumable"
+            renew_ok(env, any_cert(env, state), card)
+            check_renewed(env, state, card, order, old_pem)
+            env.bed.remove(card.index)
+            survived += 1
+        except AssertionError as e:
+            failures.append(f"portal {kind} at {at}: {e}")
+            env.portal.admin("cmp-fault", "clear")
+            for index in list(env.bed.cards):
+                env.bed.remove(index)
+    print(f"\nportal faults: {tried} cases tried, {survived} survived")
+    assert not failures, "\n".join(failures)

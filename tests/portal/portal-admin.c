@@ -50,6 +50,11 @@ static const char usage[] =
         "                              200 body or N ms late (N times); --status and --body\n"
         "                              exclude each other\n"
         "  fault clear\n"
+        "  cmp-fault set --at kur|certconf --kind 500|drop|truncated|garbage [--count N]\n"
+        "                              break the answer to that CMP message (N times): a 500\n"
+        "                              before processing it, or, after processing it, no answer,\n"
+        "                              half of it, or a body that is not a PKIMessage\n"
+        "  cmp-fault clear\n"
         "  poll-interval SECONDS       the poll_interval of status answers (60..604800)\n";
 
 static const char *portal_dir;
@@ -704,6 +709,62 @@ static int cmd_fault(int argc, char **argv) {
         return set_settings(names, (const long long[]){ status, retry_after, count, body, delay_ms }, 5);
 }
 
+static int cmd_cmp_fault(int argc, char **argv) {
+        static const struct option options[] = {
+                { "at", required_argument, NULL, 'a' },
+                { "kind", required_argument, NULL, 'k' },
+                { "count", required_argument, NULL, 'c' },
+                {},
+        };
+        static const char *const names[] = { "cmp_fault_kind", "cmp_fault_at", "cmp_fault_count" };
+        static const char *const kinds[] = { [CMP_FAULT_STATUS_500] = "500",
+                                             [CMP_FAULT_DROP] = "drop",
+                                             [CMP_FAULT_TRUNCATED] = "truncated",
+                                             [CMP_FAULT_GARBAGE] = "garbage" };
+        long kind = CMP_FAULT_NONE, at = -1, count = -1;
+        const char *verb = argc > 1 ? argv[1] : "";
+        int c;
+
+        if (strcmp(verb, "clear") == 0)
+                return argc == 2 ? set_settings(names, (const long long[]){ CMP_FAULT_NONE, -1, -1 }, 3)
+                                 : fail(EXIT_USAGE, "cmp-fault clear takes no argument");
+        if (strcmp(verb, "set") != 0)
+                return fail(EXIT_USAGE, "cmp-fault needs set or clear");
+        argc--;
+        argv++;
+        optind = 0;
+        while ((c = getopt_long(argc, argv, "", options, NULL)) >= 0)
+                switch (c) {
+                case 'a':
+                        if (strcmp(optarg, "kur") == 0)
+                                at = CMP_BODY_KUR;
+                        else if (strcmp(optarg, "certconf") == 0)
+                                at = CMP_BODY_CERTCONF;
+                        else
+                                return fail(EXIT_USAGE, "--at must be kur or certconf, not '%s'", optarg);
+                        break;
+                case 'k':
+                        for (size_t i = 1; i < ELEMENTSOF(kinds); i++)
+                                if (strcmp(optarg, kinds[i]) == 0)
+                                        kind = (long) i;
+                        if (kind == CMP_FAULT_NONE)
+                                return fail(EXIT_USAGE,
+                                            "--kind must be 500, drop, truncated or garbage, not '%s'",
+                                            optarg);
+                        break;
+                case 'c':
+                        if (parse_int(optarg, 1, INT_MAX, &count) < 0)
+                                return fail(EXIT_USAGE, "--count must be a positive number, not '%s'",
+                                            optarg);
+                        break;
+                default:
+                        return fail(EXIT_USAGE, "cmp-fault set: unknown option; see --help");
+                }
+        if (optind != argc || kind == CMP_FAULT_NONE || at < 0)
+                return fail(EXIT_USAGE, "cmp-fault set needs --at and --kind, and no other argument");
+        return set_settings(names, (const long long[]){ kind, at, count }, 3);
+}
+
 static int cmd_poll_interval(int argc, char **argv) {
         static const char *const names[] = { "poll_interval" };
         long seconds;
@@ -748,6 +809,8 @@ int main(int argc, char **argv) {
                 return cmd_order(argc, argv);
         if (strcmp(cmd, "fault") == 0)
                 return cmd_fault(argc, argv);
+        if (strcmp(cmd, "cmp-fault") == 0)
+                return cmd_cmp_fault(argc, argv);
         if (strcmp(cmd, "poll-interval") == 0)
                 return cmd_poll_interval(argc, argv);
         return fail(EXIT_USAGE, "unknown command '%s'; see --help", cmd);

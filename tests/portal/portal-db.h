@@ -93,6 +93,21 @@ enum {
         FAULT_BODY_OVERSIZED
 };
 
+/* What 'keyrenew-portal-admin cmp-fault set' does to one kind of CMP
+ * message (settings cmp_fault_kind, cmp_fault_at: the request's body type,
+ * cmp_fault_count). */
+typedef enum CmpFaultKind {
+        CMP_FAULT_NONE,
+        CMP_FAULT_STATUS_500, /* 500 before the message is processed */
+        CMP_FAULT_DROP,       /* processed, then the connection closed without an answer */
+        CMP_FAULT_TRUNCATED,  /* processed, half the answer sent */
+        CMP_FAULT_GARBAGE,    /* processed, a body that is not a PKIMessage sent */
+} CmpFaultKind;
+
+/* PKIBody choices of RFC 4210 (OpenSSL 3.0 keeps its names internal). */
+#define CMP_BODY_KUR 7
+#define CMP_BODY_CERTCONF 24
+
 int db_setting_get(sqlite3 *db, const char *name, long long def, long long *ret);
 int db_setting_set(sqlite3 *db, const char *name, long long value);
 

@@ -6,6 +6,7 @@
 #include <getopt.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <openssl/cmp.h>
 #include <openssl/err.h>
 #include <openssl/sha.h>
 #include <signal.h>
@@ -338,9 +339,63 @@ static enum MHD_Result handle_renewals(Portal *p, struct MHD_Connection *c, cons
                                               "no-cache", NULL });
 }
 
+/* The CMP fault set for messages of the request's body type, taken once
+ * (counted) or until cleared. */
+static int take_cmp_fault(Portal *p, const Request *req, CmpFaultKind *ret) {
+        const unsigned char *q = req->body;
+        OSSL_CMP_MSG *msg = d2i_OSSL_CMP_MSG(NULL, &q, (long) req->len);
+        long long kind, at, count;
+        int r, type = msg ? OSSL_CMP_MSG_get_bodytype(msg) : -1;
+
+        OSSL_CMP_MSG_free(msg);
+        r = db_setting_get(p->db, "cmp_fault_kind", CMP_FAULT_NONE, &kind);
+        if (r >= 0)
+                r = db_setting_get(p->db, "cmp_fault_at", -1, &at);
+        if (r >= 0)
+                r = db_setting_get(p->db, "cmp_fault_count", -1, &count);
+        if (r < 0)
+                return r;
+        if (kind == CMP_FAULT_NONE || at != type) {
+                *ret = CMP_FAULT_NONE;
+                return 0;
+        }
+        if (count > 0) {
+                r = db_begin(p->db);
+                if (r >= 0)
+                        r = db_setting_set(p->db, "cmp_fault_count", count - 1);
+                if (r >= 0 && count == 1)
+                        r = db_setting_set(p->db, "cmp_fault_kind", CMP_FAULT_NONE);
+                if (r >= 0)
+                        r = db_commit(p->db);
+                if (r < 0) {
+                        db_rollback(p->db);
+                        return r;
+                }
+        }
+        *ret = (CmpFaultKind) kind;
+        return 0;
+}
+
+static enum MHD_Result respond_cmp_fault(struct MHD_Connection *c, const Request *req, CmpFaultKind fault,
+                                         const uint8_t *reply, size_t len) {
+        static const char garbage[] = "<html><body>proxy error</body></html>\n";
+
+        switch (fault) {
+        case CMP_FAULT_DROP:
+                return MHD_NO;
+        case CMP_FAULT_TRUNCATED:
+                return respond(c, req, MHD_HTTP_OK, "application/pkixcmp", reply, len / 2, NULL);
+        case CMP_FAULT_GARBAGE:
+                return respond(c, req, MHD_HTTP_OK, "application/pkixcmp", garbage, strlen(garbage), NULL);
+        default:
+                return respond(c, req, MHD_HTTP_OK, "application/pkixcmp", reply, len, NULL);
+        }
+}
+
 static enum MHD_Result handle_cmp(Portal *p, struct MHD_Connection *c, const Request *req) {
         const char *type = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
         _cleanup_free_ uint8_t *reply = NULL;
+        CmpFaultKind fault = CMP_FAULT_NONE;
         size_t len = 0;
         int r;
 
@@ -349,6 +404,14 @@ static enum MHD_Result handle_cmp(Portal *p, struct MHD_Connection *c, const Req
         if (!type || strcasecmp(type, "application/pkixcmp") != 0)
                 return respond_text(c, req, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
                                     "send a DER PKIMessage as application/pkixcmp (RFC 6712)\n");
+        r = take_cmp_fault(p, req, &fault);
+        if (r < 0) {
+                log_error("reading the CMP fault settings: %s", sqlite3_errmsg(p->db));
+                return MHD_NO;
+        }
+        if (fault == CMP_FAULT_STATUS_500)
+                return respond_text(c, req, MHD_HTTP_INTERNAL_SERVER_ERROR,
+                                    "the portal failed (a test fault)\n");
         r = cmp_server_handle(p->cmp, req->body, req->len, &reply, &len);
         if (r == -EBADMSG)
                 return respond_text(c, req, MHD_HTTP_BAD_REQUEST, "the body is not a DER PKIMessage\n");
@@ -356,7 +419,7 @@ static enum MHD_Result handle_cmp(Portal *p, struct MHD_Connection *c, const Req
                 log_error("CMP processing failed: %s", strerror(-r));
                 return respond_text(c, req, MHD_HTTP_INTERNAL_SERVER_ERROR, "CMP processing failed\n");
         }
-        return respond(c, req, MHD_HTTP_OK, "application/pkixcmp", reply, len, NULL);
+        return respond_cmp_fault(c, req, fault, reply, len);
 }
 
 /* The CRL, made again only when a revocation changed its number. */
