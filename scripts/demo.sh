@@ -2,11 +2,26 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 # The main job in one command: installs what keyrenew needs, builds it and
 # runs the demo (scripts/demo.py): a virtual key whose certificate is about
-# to end, the local reference portal approving its renewal, keyrenewd
-# seeing both, all in a private sandbox. The renewal itself is not built
-# yet; the demo says so. Options are passed to demo.py (--days N, --keep).
+# to end is renewed for real, end to end, in a private sandbox (the
+# reference CA portal, a private pcscd and bus, keyrenewd, keyrenewctl as
+# the PIN agent), then checked with yubico-piv-tool and the portal's CRL.
+# Options go to demo.py: --pin PIN, --interactive, --days N, --keep, and
+# --build-dir DIR (default build/, built here too).
 set -eu
 cd "$(dirname "$0")/.."
+
+build=build
+for arg in "$@"; do
+	case "$arg" in
+	-h | --help) exec /usr/bin/python3 scripts/demo.py --help ;;
+	--build-dir=*) build=${arg#--build-dir=} ;;
+	esac
+done
+prev=
+for arg in "$@"; do
+	[ "$prev" = --build-dir ] && build=$arg
+	prev=$arg
+done
 
 if [ "$(id -u)" -ne 0 ]; then
 	echo "demo.sh: installing packages needs root; run it as root (sudo)." >&2
@@ -20,13 +35,15 @@ quiet() {
 }
 
 ./scripts/setup.sh
-echo "demo.sh: building keyrenew in build/"
-if [ -f build/build.ninja ]; then
-	quiet meson setup --reconfigure build
-else
-	quiet meson setup build
+echo "demo.sh: building keyrenew in $build/"
+# Incremental: ninja runs meson again by itself when a meson.build changed;
+# packages installed since the build was configured need meson to look.
+if [ ! -f "$build/build.ninja" ]; then
+	quiet meson setup "$build"
+elif [ /var/lib/dpkg/status -nt "$build/build.ninja" ]; then
+	quiet meson setup --reconfigure "$build"
 fi
-quiet ninja -C build
+quiet ninja -C "$build"
 
 echo
-exec /usr/bin/python3 scripts/demo.py --build-dir build "$@"
+exec /usr/bin/python3 scripts/demo.py --build-dir "$build" "$@"
