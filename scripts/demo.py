@@ -19,24 +19,23 @@ Usage: demo.py [--build-dir DIR] [--days N] [--pin PIN | --interactive] [--keep]
 Exit status: 0 only when the key holds the new certificate; 1 when the
 renewal or a check failed; 2 for bad usage; 130 when interrupted."""
 
+import argparse
+import datetime
+import os
+import pathlib
+import shutil
+import signal
+import subprocess
 import sys
-
-# Nothing is written outside the build and the demo's own folder: not even
-# Python's caches next to the test helpers imported below.
-sys.dont_write_bytecode = True
-
-import argparse  # noqa: E402 (after the line above)
-import datetime  # noqa: E402
-import os  # noqa: E402
-import pathlib  # noqa: E402
-import shutil  # noqa: E402
-import signal  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
+import tempfile
+import time
+import traceback
 
 TOP = pathlib.Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(TOP / "tests" / "integration"), str(TOP / "tests" / "portal")]
+# Nothing is written outside the build and the demo's own folder: not even
+# Python's caches next to the test helpers it imports from there.
+sys.dont_write_bytecode = True
 
 BUS_NAME = "org.keyrenew.KeyRenew1"
 ROOT = "/org/keyrenew/KeyRenew1"
@@ -468,6 +467,9 @@ def main():
         status = 130
     except (RuntimeError, AssertionError) as e:
         say(f"The demo failed: {e}")
+    except Exception:  # not foreseen: the whole story, for a bug report
+        say("The demo failed:")
+        traceback.print_exc(file=sys.stdout)
     finally:
         box.close()
     say(f"Everything the demo started is stopped (it took {time.monotonic() - t0:.0f} s).")
