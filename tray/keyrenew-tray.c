@@ -1,13 +1,148 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <errno.h>
+#include <getopt.h>
+#include <glib-unix.h>
+#include <libnotify/notify.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "cli.h"
 #include "i18n.h"
+#include "tray.h"
+
+enum {
+        ARG_BUS = 0x100,
+        ARG_PINENTRY,
+        ARG_SNOOZE,
+};
+
+/* What gpg-agent would use: Debian's alternatives link to the desktop's
+ * pinentry (pinentry-gnome3, -qt, -gtk2) or the terminal's. */
+#define DEFAULT_PINENTRY "/usr/bin/pinentry"
+#define DEFAULT_SNOOZE_MINUTES 240
+
+static const CliProgram program = {
+        .name = "keyrenew-tray",
+        .summary = N_("Tells you on the desktop when a key's certificate can be renewed."),
+};
+
+static void print_help(void) {
+        printf(_("Usage: %s [OPTION...]\n"), program.name);
+        printf("%s\n\n", _(program.summary));
+        printf("%s\n", _("      --bus BUS            where keyrenewd is: system (the default) or a D-Bus\n"
+                         "                           address such as unix:path=/run/test/bus"));
+        printf(_("      --pinentry PROGRAM   the PIN dialog (default: %s)\n"), DEFAULT_PINENTRY);
+        printf(_("      --snooze MINUTES     how long \"Later\" puts a renewal off (default: %d)\n"),
+               DEFAULT_SNOOZE_MINUTES);
+        printf("%s\n", _("  -h, --help               show this help and exit"));
+        printf("%s\n", _("  -V, --version            show the version and exit"));
+}
+
+static int bad_value(const char *option, const char *value) {
+        fprintf(stderr, _("%s: bad value '%s' for %s. Run '%s --help' to see the options.\n"), program.name,
+                value, option, program.name);
+        return -EINVAL;
+}
+
+static int parse(int argc, char **argv, TrayOptions *ret, CliAction *ret_action) {
+        static const struct option options[] = {
+                { "bus", required_argument, NULL, ARG_BUS },
+                { "pinentry", required_argument, NULL, ARG_PINENTRY },
+                { "snooze", required_argument, NULL, ARG_SNOOZE },
+                { "help", no_argument, NULL, 'h' },
+                { "version", no_argument, NULL, 'V' },
+                {},
+        };
+        TrayOptions o = { .bus = "system",
+                          .pinentry = DEFAULT_PINENTRY,
+                          .snooze_usec = (uint64_t) DEFAULT_SNOOZE_MINUTES * 60 * G_USEC_PER_SEC };
+        unsigned long minutes;
+        char *end;
+        int c;
+
+        opterr = 0;
+        while ((c = getopt_long(argc, argv, "hV", options, NULL)) >= 0) {
+                switch (c) {
+                case ARG_BUS:
+                        o.bus = optarg;
+                        break;
+                case ARG_PINENTRY:
+                        if (!*optarg)
+                                return bad_value("--pinentry", optarg);
+                        o.pinentry = optarg;
+                        break;
+                case ARG_SNOOZE:
+                        errno = 0;
+                        minutes = strtoul(optarg, &end, 10);
+                        if (errno || end == optarg || *end || minutes == 0 || minutes > 60UL * 24 * 365)
+                                return bad_value("--snooze", optarg);
+                        o.snooze_usec = (uint64_t) minutes * 60 * G_USEC_PER_SEC;
+                        break;
+                case 'h':
+                        print_help();
+                        *ret_action = CLI_EXIT;
+                        return 0;
+                case 'V':
+                        cli_print_version(&program);
+                        *ret_action = CLI_EXIT;
+                        return 0;
+                default:
+                        fprintf(stderr, _("%s: unknown option '%s'. Run '%s --help' to see the options.\n"),
+                                program.name, argv[optind - 1], program.name);
+                        return -EINVAL;
+                }
+        }
+        if (optind < argc) {
+                fprintf(stderr, _("%s: unexpected argument '%s'. Run '%s --help' to see the options.\n"),
+                        program.name, argv[optind], program.name);
+                return -EINVAL;
+        }
+        *ret = o;
+        *ret_action = CLI_RUN;
+        return 0;
+}
+
+static gboolean on_signal(gpointer userdata) {
+        g_main_loop_quit(userdata);
+        return G_SOURCE_CONTINUE;
+}
+
+static int run(const TrayOptions *o) {
+        _cleanup_(tray_freep) Tray *tray = NULL;
+        GMainLoop *loop;
+        int r;
+
+        r = tray_new(o, &tray);
+        if (r < 0) {
+                fprintf(stderr, _("%s: cannot reach keyrenewd's bus (%s): %s\n"), program.name, o->bus,
+                        strerror(-r));
+                return r;
+        }
+        loop = g_main_loop_new(NULL, FALSE);
+        g_unix_signal_add(SIGINT, on_signal, loop);
+        g_unix_signal_add(SIGTERM, on_signal, loop);
+        g_main_loop_run(loop);
+        g_main_loop_unref(loop);
+        return 0;
+}
 
 int main(int argc, char **argv) {
-        static const CliProgram program = {
-                .name = "keyrenew-tray",
-                .summary = N_("Tells you on the desktop when a key's certificate can be renewed."),
-                .notice = N_("Not built yet: notifications and the PIN prompt come in a later version."),
-        };
+        TrayOptions o;
+        CliAction action = CLI_RUN;
+        int r;
 
-        return cli_main_standard_only(&program, argc, argv);
+        i18n_init();
+        if (parse(argc, argv, &o, &action) < 0)
+                return 2;
+        if (action == CLI_EXIT)
+                return 0;
+        /* The server's own name for us; the texts are ours. */
+        if (!notify_init("keyrenew-tray")) {
+                fprintf(stderr, _("%s: cannot reach the desktop's notification service.\n"), program.name);
+                return 1;
+        }
+        r = run(&o);
+        notify_uninit();
+        return r < 0 ? 1 : 0;
 }

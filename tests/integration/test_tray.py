@@ -1,0 +1,435 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""keyrenew-tray against the real keyrenewd: the daemon, the reference
+portal, a virtual key in the private pcscd and dbusmock's polkitd on a
+private "system" bus (as test_renewal.py), and, on a private session bus,
+python-dbusmock's notification daemon, whose buttons the tests press by
+sending ActionInvoked. The PIN dialog is tray_pinentry.py, a scripted
+pinentry that logs what it was asked. Every story runs in English and in
+Simplified Chinese. Needs root (the private pcscd)."""
+
+import json
+import os
+import pathlib
+import subprocess
+import time
+
+import dbus
+import pytest
+
+from keyrenew_testbed import wait_for
+from keyrenew_testbed.clients import show
+from test_daemon_core import BUILD, PrivateBus
+from test_renewal import Env, order_state, serial_of
+
+HERE = pathlib.Path(__file__).resolve().parent
+TRAY = BUILD / "tray" / "keyrenew-tray"
+PINENTRY = HERE / "tray_pinentry.py"
+NOTIFY = "org.freedesktop.Notifications"
+NOTIFY_PATH = "/org/freedesktop/Notifications"
+WITH_ACTIONS = "body actions body-markup icon-static persistence"
+
+# What the person reads, in each language: the catalogue must cover
+# every step (a missing translation shows English and fails here).
+TEXT = {
+    "en": {
+        "approved": "Your certificate can be renewed",
+        "update": "Update now",
+        "later": "Later",
+        "insert": "Insert your key to finish the renewal",
+        "renewing": "Renewing the certificate",
+        "keep": "Do not remove the key.",
+        "renewed": "Certificate renewed",
+        "valid": "valid until",
+        "wrong": "Wrong PIN",
+        "retry": "Try again",
+        "tries3": "3 tries left before the PIN is blocked.",
+        "tries2": "2 tries left before the PIN is blocked.",
+        "prompt": "PIN:",
+        "rejected": "Renewal rejected",
+        "review": "Renewal under review",
+        "open": "Open the order page",
+        "interrupted": "Plug the key in again",
+        "dialog": "Renew the certificate of",
+        "no-buttons": "A PIN dialog opens now",
+    },
+    "zh_CN": {
+        "approved": "您的证书可以更新了",
+        "update": "立即更新",
+        "later": "稍后",
+        "insert": "请插入 UKey 以完成更新",
+        "renewing": "正在更新证书",
+        "keep": "请勿拔出 UKey。",
+        "renewed": "证书已更新",
+        "valid": "有效期至",
+        "wrong": "PIN 码错误",
+        "retry": "重试",
+        "tries3": "还剩 3 次机会，之后 PIN 码将被锁定。",
+        "tries2": "还剩 2 次机会，之后 PIN 码将被锁定。",
+        "prompt": "PIN 码：",
+        "rejected": "更新申请被拒绝",
+        "review": "更新申请审核中",
+        "open": "打开订单页面",
+        "interrupted": "请重新插入 UKey",
+        "dialog": "更新证书：",
+        "no-buttons": "现在会弹出 PIN 码对话框",
+    },
+}
+LANGS = list(TEXT)
+
+
+class Desktop:
+    """The session side: a session bus with the mock notification daemon,
+    the scripted pinentry, a fake xdg-open, and keyrenew-tray itself."""
+
+    def __init__(self, env, lang, caps=WITH_ACTIONS):
+        self.env = env
+        self.lang = lang
+        self.t = TEXT[lang]
+        self.dir = env.tmp / "desktop"
+        self.dir.mkdir()
+        self.session = PrivateBus(self.dir)
+        self.mock = subprocess.Popen(
+            ["/usr/bin/python3", "-m", "dbusmock", "--template", "notification_daemon", "-p",
+             json.dumps({"capabilities": caps})],
+            env=dict(os.environ, DBUS_SESSION_BUS_ADDRESS=self.session.address), stdout=subprocess.DEVNULL)
+        wait_for("the mock notification daemon", lambda: self.session.conn.name_has_owner(NOTIFY))
+        self.notifications = dbus.Interface(self.session.conn.get_object(NOTIFY, NOTIFY_PATH),
+                                            "org.freedesktop.DBus.Mock")
+        self.pin_log = self.dir / "pinentry.log"
+        self.pin_log.touch()
+        self.pin_script = self.dir / "pinentry.script"
+        self.pin_script.write_text("")
+        self.opened = self.dir / "xdg-open.log"
+        bindir = self.dir / "bin"
+        bindir.mkdir()
+        (bindir / "xdg-open").write_text(f"#!/bin/sh\necho \"$@\" >> '{self.opened}'\n")
+        (bindir / "xdg-open").chmod(0o755)
+        self.tray = None
+        self.tray_env = dict(os.environ, DBUS_SESSION_BUS_ADDRESS=self.session.address,
+                             TRAY_PINENTRY_LOG=str(self.pin_log), TRAY_PINENTRY_SCRIPT=str(self.pin_script),
+                             PATH=f"{bindir}:{os.environ['PATH']}", LANG="C.UTF-8", LC_ALL="",
+                             LANGUAGE="C" if lang == "en" else lang, KEYRENEW_LOCALEDIR=str(BUILD / "po"))
+        self.tray_env.pop("DBUS_SYSTEM_BUS_ADDRESS", None)
+
+    def start(self, *args):
+        self.tray_log = open(self.dir / "tray.log", "ab")
+        self.tray = subprocess.Popen([TRAY, "--bus", self.env.bus.address, "--pinentry", PINENTRY, *args],
+                                     env=self.tray_env, stdout=self.tray_log, stderr=self.tray_log)
+        return self
+
+    def answers(self, *lines):
+        self.pin_script.write_text("".join(l + "\n" for l in lines))
+
+    def notes(self):
+        """Every Notify call: dicts of summary, body, actions {key: label},
+        hints, replaces, and the id the mock gave."""
+        out = []
+        next_id = 1
+        for _, args in self.notifications.GetMethodCalls("Notify"):
+            app, replaces, icon, summary, body, actions, hints, timeout = args
+            nid = int(replaces) or next_id
+            if not int(replaces):
+                next_id += 1
+            acts = [str(a) for a in actions]
+            out.append({"id": nid, "replaces": int(replaces), "app": str(app), "summary": str(summary),
+                        "body": str(body), "actions": dict(zip(acts[::2], acts[1::2])),
+                        "hints": {str(k): v for k, v in hints.items()}, "timeout": int(timeout)})
+        return out
+
+    def wait_note(self, summary, after=0, timeout=30):
+        """The first notification from number after on whose summary is
+        summary; returns (index, note)."""
+        def find():
+            for i, n in enumerate(self.notes()[after:], after):
+                if n["summary"] == summary:
+                    return i, n
+            return None
+        return wait_for(f"a notification {summary!r}; got {[n['summary'] for n in self.notes()]}", find,
+                        timeout)
+
+    def click(self, note, action):
+        assert action in note["actions"], note
+        self.notifications.EmitSignal(NOTIFY, "ActionInvoked", "us", [dbus.UInt32(note["id"]), action])
+
+    def closed(self):
+        return [int(args[0]) for _, args in self.notifications.GetMethodCalls("CloseNotification")]
+
+    def dialogs(self):
+        return [json.loads(l) for l in self.pin_log.read_text().splitlines()]
+
+    def wait_dialogs(self, n, timeout=30):
+        return wait_for(f"{n} PIN dialogs", lambda: self.dialogs() if len(self.dialogs()) >= n else None,
+                        timeout)
+
+    def output(self):
+        return (self.dir / "tray.log").read_text(errors="replace")
+
+    def stop(self):
+        status = None
+        if self.tray:
+            self.tray.terminate()
+            status = self.tray.wait(timeout=10)
+            self.tray_log.close()
+        self.mock.terminate()
+        self.mock.wait(timeout=10)
+        self.session.stop()
+        return status
+
+
+@pytest.fixture
+def env(tmp_path, pcsc_bed):
+    e = Env(tmp_path, pcsc_bed)
+    yield e
+    e.close()
+
+
+@pytest.fixture(params=LANGS)
+def desktop(request, env):
+    d = Desktop(env, request.param)
+    yield d
+    status = d.stop()
+    assert status == 0, d.output()
+
+
+def one_notification(d):
+    """Notifications replace each other instead of piling up: never two
+    of ours on screen at once."""
+    calls = sorted(d.notifications.GetCalls(), key=lambda c: c[0])
+    open_ids, next_id, shown = set(), 1, 0
+    for _, method, args in calls:
+        if method == "Notify":
+            shown += 1
+            assert str(args[0]) == "keyrenew-tray"
+            nid = int(args[1])
+            if not nid:
+                nid, next_id = next_id, next_id + 1
+            open_ids.add(nid)
+            assert len(open_ids) == 1, f"notification {nid} piles up on {open_ids - {nid}}"
+        elif method == "CloseNotification":
+            open_ids.discard(int(args[0]))
+    assert shown, "no notification at all"
+
+
+def approved_key(env, **kw):
+    state, old_pem = env.key(**kw)
+    order = env.portal.approved_order(old_pem, "--rekey", "no")
+    return state, old_pem, order
+
+
+def test_update_now_pin_progress_success(env, desktop):
+    d = desktop
+    state, _, order = approved_key(env)
+    env.start()
+    d.answers("pin 123456")
+    d.start()
+    card = env.bed.insert(state)
+    try:
+        i, note = d.wait_note(d.t["approved"])
+        assert order in note["body"]
+        assert note["actions"].get("update") == d.t["update"]
+        assert note["actions"].get("later") == d.t["later"]
+        assert note["timeout"] == 0, "a question stays until answered"
+        d.click(note, "update")
+        j, done = d.wait_note(d.t["renewed"], after=i, timeout=90)
+        assert d.t["valid"] in done["body"]
+        # The PIN dialog: which key, which certificate, the tries left.
+        (dialog,) = d.dialogs()
+        assert dialog["answer"] == "pin"
+        assert d.t["dialog"] in dialog["SETDESC"] and "card" in dialog["SETDESC"]
+        assert str(serial_of(state)) in dialog["SETDESC"]
+        assert d.t["tries3"] in dialog["SETDESC"]
+        assert dialog["SETPROMPT"] == d.t["prompt"]
+        assert "SETERROR" not in dialog
+        # Progress in between, on the same notification, with the warning.
+        progress = [n for n in d.notes()[i + 1:j] if n["summary"] == d.t["renewing"]]
+        assert progress and all(d.t["keep"] in n["body"] for n in progress)
+        values = [int(n["hints"]["value"]) for n in progress]
+        assert values == sorted(values) and values[-1] >= 50, values
+        one_notification(d)
+        assert order_state(env, order) == "installed"
+        assert show(state)["pin"]["retries_left"] == 3
+        # Nothing more to say: no prompt comes back for the renewed key.
+        time.sleep(2)
+        assert d.notes()[-1]["summary"] == d.t["renewed"]
+    finally:
+        env.bed.remove(card.index)
+
+
+def test_wrong_pin_then_retry(env, desktop):
+    d = desktop
+    state, _, order = approved_key(env)
+    env.start()
+    d.answers("pin 654321", "pin 123456")
+    d.start()
+    card = env.bed.insert(state)
+    try:
+        i, note = d.wait_note(d.t["approved"])
+        d.click(note, "update")
+        i, wrong = d.wait_note(d.t["wrong"], after=i, timeout=60)
+        assert "2" in wrong["body"], wrong
+        assert wrong["actions"].get("retry") == d.t["retry"]
+        assert show(state)["pin"]["retries_left"] == 2
+        assert order_state(env, order) == "approved"
+        # Never asked again by itself: the person chooses to try again.
+        time.sleep(1)
+        assert len(d.dialogs()) == 1
+        d.click(wrong, "retry")
+        d.wait_note(d.t["renewed"], after=i, timeout=90)
+        first, second = d.wait_dialogs(2)
+        assert d.t["tries3"] in first["SETDESC"] and "SETERROR" not in first
+        assert d.t["tries2"] in second["SETDESC"]
+        assert second.get("SETERROR"), "the dialog must say why the last PIN failed"
+        assert order_state(env, order) == "installed"
+        one_notification(d)
+    finally:
+        env.bed.remove(card.index)
+
+
+def test_cancel_at_the_pin_dialog(env, desktop):
+    d = desktop
+    state, _, order = approved_key(env)
+    env.start()
+    d.answers("cancel")
+    d.start("--snooze", "1")
+    card = env.bed.insert(state)
+    try:
+        i, note = d.wait_note(d.t["approved"])
+        d.click(note, "update")
+        d.wait_dialogs(1)
+        wait_for("the notification withdrawn", lambda: note["id"] in d.closed())
+        time.sleep(2)
+        # Cancelled cleanly: nothing on the card, the portal or the screen.
+        assert order_state(env, order) == "approved"
+        assert not env.portal.certs_for_order(order)
+        assert show(state)["pin"]["retries_left"] == 3
+        assert all(n["summary"] != d.t["wrong"] for n in d.notes())
+        summaries = [n["summary"] for n in d.notes()[i + 1:]]
+        assert set(summaries) <= {d.t["renewing"]}, summaries
+        # "Later" is over after the snooze (one minute): the prompt again.
+        d.wait_note(d.t["approved"], after=i + 1, timeout=75)
+        one_notification(d)
+    finally:
+        env.bed.remove(card.index)
+
+
+def test_later_snoozes(env, desktop):
+    d = desktop
+    state, _, order = approved_key(env)
+    env.start()
+    d.start("--snooze", "1")
+    card = env.bed.insert(state)
+    try:
+        i, note = d.wait_note(d.t["approved"])
+        d.click(note, "later")
+        wait_for("the notification withdrawn", lambda: note["id"] in d.closed())
+        # Pulled out and in again while snoozed: no nagging.
+        env.bed.remove(card.index)
+        card = env.bed.insert(state)
+        time.sleep(3)
+        assert len(d.notes()) == i + 1, d.notes()
+        assert not d.dialogs()
+        d.wait_note(d.t["approved"], after=i + 1, timeout=75)
+    finally:
+        env.bed.remove(card.index)
+
+
+def test_key_not_inserted_then_inserted(env, desktop):
+    d = desktop
+    state, _, order = approved_key(env)
+    # Seen once, then pulled out: keyrenewd remembers it.
+    env.start()
+    card = env.bed.insert(state)
+    env.cert_path(serial_of(state))
+    env.bed.remove(card.index)
+    d.answers("pin 123456")
+    d.start()
+    i, note = d.wait_note(d.t["insert"])
+    assert str(serial_of(state)) in note["body"]
+    assert "update" not in note["actions"]
+    card = env.bed.insert(state)
+    try:
+        j, prompt = d.wait_note(d.t["approved"], after=i)
+        assert prompt["id"] == note["id"], "the prompt replaces the one before"
+        d.click(prompt, "update")
+        d.wait_note(d.t["renewed"], after=j, timeout=90)
+        one_notification(d)
+    finally:
+        env.bed.remove(card.index)
+
+
+def test_key_pulled_at_the_pin_dialog(env, desktop):
+    d = desktop
+    state, _, order = approved_key(env)
+    env.start()
+    d.answers("hang")
+    d.start()
+    card = env.bed.insert(state)
+    i, note = d.wait_note(d.t["approved"])
+    d.click(note, "update")
+    (dialog,) = d.wait_dialogs(1)
+    env.bed.remove(card.index)
+    # keyrenewd withdraws the request: the dialog goes, the user is told.
+    wait_for("the PIN dialog closed", lambda: not pathlib.Path(f"/proc/{dialog['pid']}").exists() or
+             pathlib.Path(f"/proc/{dialog['pid']}/stat").read_text().split()[2] == "Z")
+    wait_for("a notification about the pulled key",
+             lambda: any(d.t["interrupted"] in n["body"] or n["summary"] == d.t["insert"]
+                         for n in d.notes()[i + 1:]), 30)
+    assert order_state(env, order) == "approved"
+    one_notification(d)
+
+
+@pytest.mark.parametrize("review", ["under-review", "rejected"])
+def test_under_review_and_rejected(env, desktop, review):
+    d = desktop
+    state, old_pem = env.key()
+    order = env.portal.order(old_pem, "--review")
+    env.portal.admin("order", "pay", order)
+    reason = "营业执照已过期 / business licence expired"
+    if review == "rejected":
+        env.portal.admin("order", "reject", order, "--reason", reason)
+    env.start()
+    card = env.bed.insert(state)
+    try:
+        env.cert_path(serial_of(state), state=review)
+        d.start()
+        _, note = d.wait_note(d.t["review" if review == "under-review" else "rejected"])
+        assert order in note["body"]
+        if review == "rejected":
+            assert reason in note["body"]
+        assert note["actions"].get("open") == d.t["open"]
+        assert "update" not in note["actions"]
+        d.click(note, "open")
+        wait_for("xdg-open", lambda: d.opened.exists() and d.opened.read_text().strip())
+        url = d.opened.read_text().strip()
+        assert url.startswith("http") and order in url, url
+        time.sleep(1)
+        assert not d.dialogs()
+        one_notification(d)
+    finally:
+        env.bed.remove(card.index)
+
+
+def test_without_buttons_the_pin_dialog_asks(env, tmp_path):
+    """A notification server without actions (dbusmock's default): the
+    text says what happens, the PIN dialog is the question, and its Cancel
+    means Later."""
+    d = Desktop(env, "en", caps="body body-markup")
+    try:
+        state, _, order = approved_key(env)
+        env.start()
+        d.answers("cancel", "pin 123456")
+        d.start("--snooze", "1")
+        card = env.bed.insert(state)
+        try:
+            i, note = d.wait_note(d.t["approved"])
+            assert d.t["no-buttons"] in note["body"] and not note["actions"]
+            (dialog,) = d.wait_dialogs(1)
+            assert dialog["SETCANCEL"] == d.t["later"]
+            assert order_state(env, order) == "approved"
+            d.wait_note(d.t["approved"], after=i + 1, timeout=75)
+            d.wait_note(d.t["renewed"], after=i + 1, timeout=90)
+            assert order_state(env, order) == "installed"
+        finally:
+            env.bed.remove(card.index)
+    finally:
+        assert d.stop() == 0, d.output()
