@@ -12,6 +12,7 @@
 #include <openssl/objects.h>
 #include <openssl/params.h>
 #include <openssl/provider.h>
+#include <openssl/rand.h>
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 
@@ -36,6 +37,7 @@ typedef struct CardKeyRef {
         unsigned slot;
         TokenAlgorithm alg;
         EVP_PKEY *pub;
+        const char *pin; /* the caller's, verified before: for keys that want a fresh VERIFY */
 } CardKeyRef;
 
 typedef struct CardKey {
@@ -472,6 +474,21 @@ static int sig_sign_init(void *ctx, void *keydata, const OSSL_PARAM params[]) {
         return sig_set_ctx_params(s, params);
 }
 
+/* A key whose PIN policy is "always" (9C by default) answers a signature
+ * with -EACCES until the PIN is verified again right before it: with the
+ * PIN the caller verified already, do that once. This is not a guess at
+ * a PIN (the same one the card took), so it costs no try when right. */
+static int card_sign(const CardKeyRef *k, const uint8_t *in, size_t len, uint8_t **ret, size_t *ret_len) {
+        int r = token_sign(k->token, k->slot, k->alg, in, len, ret, ret_len);
+
+        if (r == -EACCES && k->pin) {
+                r = token_verify_pin(k->token, k->pin, NULL);
+                if (r >= 0)
+                        r = token_sign(k->token, k->slot, k->alg, in, len, ret, ret_len);
+        }
+        return r;
+}
+
 /* The card's operation on a hash: encoded here for RSA, as it is for
  * ECDSA. */
 static int sign_hash(CardSig *s, unsigned char *sig, size_t *siglen, size_t sigsize,
@@ -493,9 +510,9 @@ static int sign_hash(CardSig *s, unsigned char *sig, size_t *siglen, size_t sigs
                 else
                         r = rsa_pad_pkcs1(md, hash, hash_len, block, block_len);
                 if (r >= 0)
-                        r = token_sign(k->token, k->slot, k->alg, block, block_len, &out, &n);
+                        r = card_sign(k, block, block_len, &out, &n);
         } else
-                r = token_sign(k->token, k->slot, k->alg, hash, hash_len, &out, &n);
+                r = card_sign(k, hash, hash_len, &out, &n);
         if (r >= 0 && n > sigsize)
                 r = -ENOBUFS;
         if (r < 0) {
@@ -700,7 +717,7 @@ int card_provider_load(OSSL_LIB_CTX *libctx, OSSL_PROVIDER **ret) {
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(EVP_PKEY_CTX *, EVP_PKEY_CTX_free)
 
-static int algorithm_of(EVP_PKEY *pub, TokenAlgorithm *ret) {
+int card_key_algorithm(EVP_PKEY *pub, TokenAlgorithm *ret) {
         char group[32];
 
         if (EVP_PKEY_is_a(pub, "RSA") && EVP_PKEY_get_bits(pub) == 2048)
@@ -721,8 +738,13 @@ static int algorithm_of(EVP_PKEY *pub, TokenAlgorithm *ret) {
 }
 
 int card_key_new(OSSL_LIB_CTX *libctx, Token *t, unsigned slot, EVP_PKEY *public_key, EVP_PKEY **ret) {
+        return card_key_new_with_pin(libctx, t, slot, public_key, NULL, ret);
+}
+
+int card_key_new_with_pin(OSSL_LIB_CTX *libctx, Token *t, unsigned slot, EVP_PKEY *public_key,
+                          const char *pin, EVP_PKEY **ret) {
         _cleanup_(EVP_PKEY_CTX_freep) EVP_PKEY_CTX *ctx = NULL;
-        CardKeyRef ref = { .token = t, .slot = slot, .pub = public_key };
+        CardKeyRef ref = { .token = t, .slot = slot, .pub = public_key, .pin = pin };
         OSSL_PARAM params[] = {
                 OSSL_PARAM_octet_string(PARAM_CARD_KEY, &ref, sizeof ref),
                 OSSL_PARAM_END,
@@ -732,7 +754,7 @@ int card_key_new(OSSL_LIB_CTX *libctx, Token *t, unsigned slot, EVP_PKEY *public
 
         if (!t || !public_key || !ret)
                 return -EINVAL;
-        r = algorithm_of(public_key, &ref.alg);
+        r = card_key_algorithm(public_key, &ref.alg);
         if (r < 0)
                 return r;
         if (!OSSL_PROVIDER_available(libctx, CARD_PROVIDER_NAME))
@@ -745,4 +767,23 @@ int card_key_new(OSSL_LIB_CTX *libctx, Token *t, unsigned slot, EVP_PKEY *public
                 return -EIO;
         *ret = pkey;
         return 0;
+}
+
+int card_key_check(EVP_PKEY *key, EVP_PKEY *public_key) {
+        unsigned char challenge[32], sig[SIG_MAX];
+        size_t sig_len = sizeof sig;
+        EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+        int ok;
+
+        ok = ctx && RAND_bytes(challenge, sizeof challenge) == 1 &&
+             EVP_DigestSignInit(ctx, NULL, EVP_sha256(), NULL, key) == 1 &&
+             EVP_DigestSign(ctx, sig, &sig_len, challenge, sizeof challenge) == 1;
+        EVP_MD_CTX_free(ctx);
+        if (!ok)
+                return -EIO;
+        ctx = EVP_MD_CTX_new();
+        ok = ctx && EVP_DigestVerifyInit(ctx, NULL, EVP_sha256(), NULL, public_key) == 1 &&
+             EVP_DigestVerify(ctx, sig, sig_len, challenge, sizeof challenge) == 1;
+        EVP_MD_CTX_free(ctx);
+        return ok ? 0 : -EKEYREJECTED;
 }

@@ -50,3 +50,20 @@ int card_provider_load(OSSL_LIB_CTX *libctx, OSSL_PROVIDER **ret);
  * reference of its own). -EINVAL for another kind of key. Free with
  * EVP_PKEY_free(). */
 int card_key_new(OSSL_LIB_CTX *libctx, Token *t, unsigned slot, EVP_PKEY *public_key, EVP_PKEY **ret);
+
+/* The same for a key whose PIN policy may be "always": pin (secmem
+ * memory, NUL-terminated, already verified on t by the caller, alive as
+ * long as the key) is verified again when the card wants it right before
+ * a signature, at most once per signature. */
+int card_key_new_with_pin(OSSL_LIB_CTX *libctx, Token *t, unsigned slot, EVP_PKEY *public_key,
+                          const char *pin, EVP_PKEY **ret);
+
+/* The PIV algorithm of a public key the provider can use (RSA 2048, EC
+ * P-256 or P-384); -EINVAL for another. */
+int card_key_algorithm(EVP_PKEY *public_key, TokenAlgorithm *ret);
+
+/* Signs a random challenge with key (on the card) and verifies the
+ * signature with public_key: whether the key in the slot is the one a
+ * certificate certifies. -EIO when the card did not sign, -EKEYREJECTED
+ * when the signature does not verify. */
+int card_key_check(EVP_PKEY *key, EVP_PKEY *public_key);

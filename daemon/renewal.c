@@ -2,7 +2,6 @@
 #include "renewal.h"
 
 #include <errno.h>
-#include <openssl/rand.h>
 #include <openssl/x509.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -182,25 +181,6 @@ static int authenticate_mgm(Run *run) {
         return r;
 }
 
-static int algorithm_of(EVP_PKEY *pub, TokenAlgorithm *ret) {
-        char group[64] = "";
-
-        if (EVP_PKEY_get_base_id(pub) == EVP_PKEY_RSA && EVP_PKEY_get_bits(pub) == 2048) {
-                *ret = TOKEN_ALG_RSA2048;
-                return 0;
-        }
-        if (EVP_PKEY_get_base_id(pub) != EVP_PKEY_EC ||
-            !EVP_PKEY_get_utf8_string_param(pub, "group", group, sizeof group, NULL))
-                return -EOPNOTSUPP;
-        if (strcmp(group, "prime256v1") == 0 || strcmp(group, "P-256") == 0)
-                *ret = TOKEN_ALG_ECCP256;
-        else if (strcmp(group, "secp384r1") == 0 || strcmp(group, "P-384") == 0)
-                *ret = TOKEN_ALG_ECCP384;
-        else
-                return -EOPNOTSUPP;
-        return 0;
-}
-
 /* A re-key makes the new key next to the old one: in the highest retired
  * slot with neither key nor certificate. Only cards that can then move it
  * into the original slot (YubiKey 5.7's MOVE KEY) do. */
@@ -303,7 +283,7 @@ static int make_new_key(Run *run) {
                 pub = EVP_PKEY_dup(X509_get0_pubkey(run->old_cert));
                 r = pub ? 0 : -ENOMEM;
         } else {
-                r = algorithm_of(X509_get0_pubkey(run->old_cert), &alg);
+                r = card_key_algorithm(X509_get0_pubkey(run->old_cert), &alg);
                 if (r < 0) {
                         fail(run, RENEWAL_ERROR_NOT_SUPPORTED, r,
                              _("keyrenew can make new RSA 2048, P-256 and P-384 keys only; this certificate "
@@ -345,29 +325,11 @@ static int load_keys(Run *run) {
 
         if (!pub)
                 return -EBADMSG;
-        r = card_key_new(libctx, run->t, run->j->slot, X509_get0_pubkey(run->old_cert), &run->old_key);
+        r = card_key_new_with_pin(libctx, run->t, run->j->slot, X509_get0_pubkey(run->old_cert), run->p->pin,
+                                  &run->old_key);
         if (r >= 0)
-                r = card_key_new(libctx, run->t, run->j->new_slot, pub, &run->new_key);
+                r = card_key_new_with_pin(libctx, run->t, run->j->new_slot, pub, run->p->pin, &run->new_key);
         return r;
-}
-
-static int test_signature(EVP_PKEY *key, EVP_PKEY *pub) {
-        unsigned char challenge[32], sig[1024];
-        size_t sig_len = sizeof sig;
-        EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-        int ok;
-
-        ok = ctx && RAND_bytes(challenge, sizeof challenge) == 1 &&
-             EVP_DigestSignInit(ctx, NULL, EVP_sha256(), NULL, key) == 1 &&
-             EVP_DigestSign(ctx, sig, &sig_len, challenge, sizeof challenge) == 1;
-        EVP_MD_CTX_free(ctx);
-        if (!ok)
-                return -EIO;
-        ctx = EVP_MD_CTX_new();
-        ok = ctx && EVP_DigestVerifyInit(ctx, NULL, EVP_sha256(), NULL, pub) == 1 &&
-             EVP_DigestVerify(ctx, sig, sig_len, challenge, sizeof challenge) == 1;
-        EVP_MD_CTX_free(ctx);
-        return ok ? 0 : -EKEYREJECTED;
 }
 
 /* Reads slot's certificate back and has key sign against it: -EBADMSG when
@@ -386,7 +348,7 @@ static int check_on_card(Run *run, unsigned slot, EVP_PKEY *key) {
                 const unsigned char *p = run->j->new_cert;
                 X509 *x = d2i_X509(NULL, &p, (long) run->j->new_cert_len);
 
-                r = x ? test_signature(key, X509_get0_pubkey(x)) : -EBADMSG;
+                r = x ? card_key_check(key, X509_get0_pubkey(x)) : -EBADMSG;
                 X509_free(x);
         }
         return r;
@@ -546,7 +508,7 @@ static int promote(Run *run) {
                         r = 0;
         }
         if (r >= 0)
-                r = card_key_new(run->p->libctx, run->t, j->slot, pub, &key);
+                r = card_key_new_with_pin(run->p->libctx, run->t, j->slot, pub, run->p->pin, &key);
         if (r >= 0)
                 r = check_on_card(run, j->slot, key);
         return r;

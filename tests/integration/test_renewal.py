@@ -62,14 +62,15 @@ class Env:
         self.daemon.wait_for_name(timeout=60 if wrapper else 10)
         return self.daemon
 
-    def key(self, algorithm="eccp256", slot="9a", days=10, version="5.7.1", usage=None, name="card"):
+    def key(self, algorithm="eccp256", slot="9a", days=10, version="5.7.1", usage=None, name="card",
+            pin_policy=None):
         """A virtual key with a certificate the portal's CA issued."""
         state = self.tmp / f"{name}.state"
         run([self.bed_vcard(), "create", state, "--serial", str(20000000 + len(self.cards)), "--yk-version",
              version])
         ca = "rsa" if algorithm == "rsa2048" else "ec"
         pem = self.tmp / f"{name}-old.pem"
-        extra = ["--usage", usage] if usage else []
+        extra = (["--usage", usage] if usage else []) + (["--pin-policy", pin_policy] if pin_policy else [])
         run([self.bed_vcard(), "issue", state, "--slot", slot, "--algorithm", algorithm, "--subject",
              f"/O=Example/CN={name}", "--ca-cert", self.portal.ca[ca], "--ca-key",
              self.portal.dir / f"ca-{ca}.key", "--days", str(days), "--out", pem, *extra])
@@ -432,3 +433,31 @@ def test_valgrind_clean(env):
     assert env.renew(env.cert_path(serial_of(state), state=None, timeout=60))["ok"]
     env.bed.remove(card.index)
     assert d.stop(timeout=60) == 0, d.output()
+
+
+@pytest.mark.parametrize("rekey", ["yes", "no"])
+def test_signature_slot_with_pin_always(env, rekey):
+    """9C, the signature slot, whose key wants the PIN verified right
+    before every signature: keyrenewd verifies the PIN the user gave again
+    for each of its signatures (no new prompt, no try spent), and a new key
+    keeps that policy."""
+    state, old_pem = env.key(slot="9c", pin_policy="always")
+    order = env.portal.approved_order(old_pem, "--rekey", rekey)
+    env.start()
+    card = env.bed.insert(state)
+    try:
+        res = env.renew(env.cert_path(serial_of(state), slot="9c"))
+        assert res["ok"], res
+        assert len(res["requests"]) == 1
+        out = env.tmp / "9c.pem"
+        ykpiv(env.bed, "-a", "read-certificate", "-s", "9c", "-o", out, reader=card.reader)
+        proc = ykpiv(env.bed, "-a", "verify-pin", "-P", DEFAULT_PIN, "-a", "test-signature", "-s", "9c", "-i", out,
+                     reader=card.reader)
+        assert "Successful ECDSA verification" in proc.stdout + proc.stderr
+        assert (pubkey(out) != pubkey(old_pem)) is (rekey == "yes")
+        (slot,) = [s for s in show(state)["slots"] if s["slot"] == "9c"]
+        assert slot["pin_policy"] == "always"
+        assert order_state(env, order) == "installed"
+        assert pin_tries(state) == 3
+    finally:
+        env.bed.remove(card.index)

@@ -25,7 +25,6 @@
 #include <jansson.h>
 #include <openssl/pem.h>
 #include <openssl/provider.h>
-#include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,23 +61,6 @@ _noreturn_ static void die(const char *what, int r) {
         exit(2);
 }
 
-static int test_signature(EVP_PKEY *key, X509 *cert) {
-        unsigned char challenge[32], sig[1024];
-        size_t sig_len = sizeof(sig);
-        EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-        int ok;
-
-        ok = ctx && RAND_bytes(challenge, sizeof(challenge)) == 1 &&
-             EVP_DigestSignInit(ctx, NULL, EVP_sha256(), NULL, key) == 1 &&
-             EVP_DigestSign(ctx, sig, &sig_len, challenge, sizeof(challenge)) == 1;
-        EVP_MD_CTX_free(ctx);
-        ctx = ok ? EVP_MD_CTX_new() : NULL;
-        ok = ctx && EVP_DigestVerifyInit(ctx, NULL, EVP_sha256(), NULL, X509_get0_pubkey(cert)) == 1 &&
-             EVP_DigestVerify(ctx, sig, sig_len, challenge, sizeof(challenge)) == 1;
-        EVP_MD_CTX_free(ctx);
-        return ok ? 0 : -EKEYREJECTED;
-}
-
 /* The daemon's install step: journal, write, read back, test-sign. */
 static CmpConfirm install(const uint8_t *der, size_t len, X509 *cert, void *userdata,
                           const char **ret_reason) {
@@ -95,7 +77,7 @@ static CmpConfirm install(const uint8_t *der, size_t len, X509 *cert, void *user
         if (renewal_journal_advance(rn->dir_fd, rn->journal, RENEWAL_WRITTEN, now) < 0)
                 return CMP_CONFIRM_DEFER;
         if (token_read_certificate(rn->token, NEW_SLOT, &back) < 0 || back.der_len != len ||
-            memcmp(back.der, der, len) != 0 || test_signature(rn->new_key, cert) < 0) {
+            memcmp(back.der, der, len) != 0 || card_key_check(rn->new_key, X509_get0_pubkey(cert)) < 0) {
                 token_certificate_done(&back);
                 *ret_reason = rn->failure = "the certificate on the key does not verify";
                 return CMP_CONFIRM_REJECT;
