@@ -9,7 +9,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
+/* Optional in libFuzzer, so weak here: a target without it leaves it NULL. */
+__attribute__((weak)) int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static int run_file(const char *path) {
@@ -67,7 +68,8 @@ int main(int argc, char **argv) {
         unsigned count = 0;
         int r = 0;
 
-        LLVMFuzzerInitialize(&argc, &argv);
+        if (LLVMFuzzerInitialize)
+                LLVMFuzzerInitialize(&argc, &argv);
         for (int i = 1; i < argc; i++)
                 if (run_path(argv[i], &count) < 0) {
                         fprintf(stderr, "fuzz-replay: cannot read %s\n", argv[i]);

@@ -1,11 +1,30 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: GPL-2.0-or-later
-"""Writes the seed corpus of fuzz-vcard-apdu (tests/fuzz/corpus/vcard-apdu):
-card sessions like the ones yubico-piv-tool and OpenSC hold, framed as the
-target reads them (flags byte, then 2-byte length + message)."""
+"""Writes the seed corpora of the libFuzzer targets, tests/fuzz/corpus/NAME:
 
+  vcard-apdu      card sessions like the ones yubico-piv-tool and OpenSC hold,
+                  framed as the target reads them (flags byte, then 2-byte
+                  length + message)
+  piv-responses   sessions recorded against the virtual card by
+                  record-piv-session (from a build directory)
+  tlv             the data of those recorded answers (status word off) and
+                  real certificates
+
+  make-corpus.py [--build-dir DIR] [TARGET...]
+
+DIR (default build) holds the built helpers; with no TARGET, all. Only the
+seeds named here are written: regression inputs (crash-*, found by the
+fuzzers and fixed) stay as they are."""
+
+import argparse
 import os
+import subprocess
 import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TOP = os.path.dirname(os.path.dirname(HERE))
+DATA = os.path.join(TOP, "tests", "data")
 
 SELECT = "00A4040005A000000308"
 SELECT_FULL = "00A404000BA000000308000010000100"
@@ -85,13 +104,71 @@ SEEDS = {
 }
 
 
+def vcard_apdu(build):
+    return {name: bytes([flags]) + frame(*messages) for name, (flags, messages) in SEEDS.items()}
+
+
+def recorded_sessions(build):
+    """The seeds record-piv-session writes, by name."""
+    tool = os.path.join(build, "tests", "fuzz", "replay", "record-piv-session")
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run([tool, DATA, tmp], check=True)
+        return {n: open(os.path.join(tmp, n), "rb").read() for n in sorted(os.listdir(tmp))}
+
+
+def split_answers(session):
+    """The answers of a recorded session (after its 4-byte reset mask)."""
+    out, p = [], 4
+    while p + 2 <= len(session):
+        n = int.from_bytes(session[p:p + 2], "big")
+        out.append(session[p + 2:p + 2 + n])
+        p += 2 + n
+    return out
+
+
+def piv_responses(build):
+    return recorded_sessions(build)
+
+
+def tlv(build):
+    seeds = {}
+    seen = set()
+    for name, session in recorded_sessions(build).items():
+        for i, answer in enumerate(split_answers(session)):
+            data = answer[:-2]
+            # Whole answers only (9000): a 61xx piece is cut mid-TLV.
+            if answer[-2:] == b"\x90\x00" and len(data) > 2 and data not in seen:
+                seen.add(data)
+                seeds["%s-%02d" % (name, i)] = data
+    for cert in ("ec-p256.der", "sm2.der"):
+        seeds[cert] = open(os.path.join(DATA, cert), "rb").read()
+    # Nested as deep as the writer goes, and one deeper.
+    deep = b"\x80\x01\x00"
+    for _ in range(9):
+        deep = b"\xa1" + bytes([len(deep)]) + deep
+    seeds["deep"] = deep
+    return seeds
+
+
+TARGETS = {
+    "vcard-apdu": vcard_apdu,
+    "piv-responses": piv_responses,
+    "tlv": tlv,
+}
+
+
 def main():
-    out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "corpus", "vcard-apdu")
-    os.makedirs(out, exist_ok=True)
-    for name, (flags, messages) in SEEDS.items():
-        with open(os.path.join(out, name), "wb") as f:
-            f.write(bytes([flags]) + frame(*messages))
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--build-dir", default=os.path.join(TOP, "build"))
+    ap.add_argument("targets", nargs="*", choices=[[]] + sorted(TARGETS), default=[])
+    args = ap.parse_args()
+    for target in args.targets or sorted(TARGETS):
+        out = os.path.join(HERE, "corpus", target)
+        os.makedirs(out, exist_ok=True)
+        for name, data in TARGETS[target](args.build_dir).items():
+            with open(os.path.join(out, name), "wb") as f:
+                f.write(data)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
