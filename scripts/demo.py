@@ -145,28 +145,43 @@ class Sandbox:
         with open(self.dir / "pids", "a") as f:
             f.write(f"{proc.pid} {start} {name}\n")
 
-    def spawn(self, name, args, **kw):
+    def spawn(self, name, args, must_end_well=False, **kw):
         """A process in a session of its own: Ctrl-C on the terminal reaches
-        the demo and keyrenewctl, and the demo stops the rest in order."""
+        the demo and keyrenewctl, and the demo stops the rest in order.
+        must_end_well: stopped, it must exit 0 (a crash or a sanitizer's
+        finding on the way out is the demo's failure)."""
         from keyrenew_testbed.pcsc import stop_process
-        log = open(self.dir / f"{name}.log", "ab")
+        log_path = self.dir / f"{name}.log"
+        log = open(log_path, "ab")
         self.logs.append(log)
         p = subprocess.Popen([str(a) for a in args], stdin=subprocess.DEVNULL, stderr=log,
                              stdout=kw.pop("stdout", log), start_new_session=True, **kw)
-        self.closers.append(lambda: stop_process(p))
+
+        def close():
+            status = stop_process(p)
+            if must_end_well and status != 0:
+                log.flush()
+                tail = log_path.read_text(errors="replace").splitlines()[-20:]
+                return f"{name} exited with status {status}; its log ends:\n" + "\n".join(tail)
+            return None
+        self.closers.append(close)
         self.record(p, name)
         return p
 
     def close(self):
+        """Stops everything; returns False when something did not end well
+        (each closer returns what went wrong, or None)."""
         # A second Ctrl-C must not leave half of the sandbox running.
         for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(s, signal.SIG_IGN)
         problems = []
         for close in reversed(self.closers):
             try:
-                close()
+                problem = close()
             except Exception as e:  # the rest must still be stopped
-                problems.append(str(e))
+                problem = str(e)
+            if problem:
+                problems.append(problem)
         for log in self.logs:
             log.close()
         for p in problems:
@@ -175,12 +190,17 @@ class Sandbox:
             say(f"The sandbox's files and logs are kept in {self.dir}")
         else:
             shutil.rmtree(self.dir, ignore_errors=True)
+        return not problems
 
 
 def start_portal(box):
     from portal_testlib import Portal
     portal = Portal(box.dir, ca_alg="ecp256")
-    box.closers.append(lambda: portal.stop(check=False))
+
+    def close():
+        status = portal.stop(check=False)
+        return f"the portal exited with status {status}: {portal.stderr()}" if status else None
+    box.closers.append(close)
     # setsid: a session of its own (the pid stays the portal's).
     portal.start(wrapper=["setsid"])
     box.record(portal.proc, "keyrenew-portal")
@@ -235,7 +255,7 @@ def start_keyrenewd(box, build, address, bed, portal):
     for name in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"):
         env.pop(name, None)
     box.spawn("keyrenewd", [build / "daemon" / "keyrenewd", "--bus", address, "--config", conf, "--state-dir",
-                            box.dir / "state", "--log-target", "stderr"], env=env)
+                            box.dir / "state", "--log-target", "stderr"], must_end_well=True, env=env)
 
 
 def props(bus, path, iface):
@@ -471,7 +491,8 @@ def main():
         say("The demo failed:")
         traceback.print_exc(file=sys.stdout)
     finally:
-        box.close()
+        if not box.close() and status == 0:
+            status = 1
     say(f"Everything the demo started is stopped (it took {time.monotonic() - t0:.0f} s).")
     if status == 0:
         say()
