@@ -31,6 +31,7 @@ static int parse_portal_url(Config *c, const char *value, char **ret_why);
 static int parse_ca_bundle(Config *c, const char *value, char **ret_why);
 static int parse_cmp_trusted(Config *c, const char *value, char **ret_why);
 static int parse_poll_interval(Config *c, const char *value, char **ret_why);
+static int parse_mgm_key_dir(Config *c, const char *value, char **ret_why);
 
 static const ConfigKey config_keys[] = {
         { "Daemon", "LogLevel", "info", parse_log_level },
@@ -39,9 +40,14 @@ static const ConfigKey config_keys[] = {
         { "Portal", "CABundle", "", parse_ca_bundle },
         { "Portal", "CmpTrustedCA", "", parse_cmp_trusted },
         { "Portal", "PollIntervalSec", "21600", parse_poll_interval },
+        { "Renewal", "ManagementKeyDirectory", "", parse_mgm_key_dir },
 };
 
-static const char *const config_sections[] = { "Daemon", "Expiry", "Portal" };
+static const char *const config_sections[] = { "Daemon", "Expiry", "Portal", "Renewal" };
+
+const char *config_default_mgm_key_dir(void) {
+        return SYSCONFDIR "/keyrenew/management-keys";
+}
 
 const char *config_default_path(void) {
         return SYSCONFDIR "/keyrenew/keyrenewd.conf";
@@ -257,6 +263,28 @@ static int parse_poll_interval(Config *c, const char *value, char **ret_why) {
         return 0;
 }
 
+/* Checked when a renewal needs it: the folder may come later, and its
+ * files are the admin's business until then. */
+static int parse_mgm_key_dir(Config *c, const char *value, char **ret_why) {
+        char *copy;
+
+        if (value[0] == '\0') {
+                free(c->mgm_key_dir);
+                c->mgm_key_dir = NULL;
+                return 0;
+        }
+        if (value[0] != '/')
+                return why(ret_why,
+                           _("not an absolute path; give the folder of the management key files, e.g. "
+                             "/etc/keyrenew/management-keys"));
+        copy = strdup(value);
+        if (!copy)
+                return -ENOMEM;
+        free(c->mgm_key_dir);
+        c->mgm_key_dir = copy;
+        return 0;
+}
+
 void config_init(Config *c) {
         *c = (Config){};
         for (size_t i = 0; i < ELEMENTSOF(config_keys); i++) {
@@ -271,6 +299,7 @@ void config_done(Config *c) {
         free(c->portal_url);
         free(c->portal_ca_bundle);
         free(c->portal_cmp_trusted);
+        free(c->mgm_key_dir);
         config_init(c);
 }
 

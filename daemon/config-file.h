@@ -25,10 +25,13 @@ typedef struct Config {
         char *portal_ca_bundle;                   /* [Portal] CABundle, or NULL: the system's CAs */
         char *portal_cmp_trusted;                 /* [Portal] CmpTrustedCA, or NULL: CABundle */
         unsigned portal_poll_interval_sec;        /* [Portal] PollIntervalSec: until the portal says */
+        char *mgm_key_dir; /* [Renewal] ManagementKeyDirectory, or NULL: the default */
 } Config;
 
 /* SYSCONFDIR/keyrenew/keyrenewd.conf */
 const char *config_default_path(void);
+/* SYSCONFDIR/keyrenew/management-keys */
+const char *config_default_mgm_key_dir(void);
 
 /* Sets every key to its default. Cannot fail. */
 void config_init(Config *c);

@@ -55,7 +55,8 @@ int main(int argc, char **argv) {
                                            .portal_url = c.portal_url,
                                            .portal_ca_bundle = c.portal_ca_bundle,
                                            .portal_cmp_trusted = c.portal_cmp_trusted ?: c.portal_ca_bundle,
-                                           .portal_poll_interval_sec = c.portal_poll_interval_sec });
+                                           .portal_poll_interval_sec = c.portal_poll_interval_sec,
+                                           .mgm_key_dir = c.mgm_key_dir ?: config_default_mgm_key_dir() });
         config_done(&c);
         return r;
 }

@@ -251,6 +251,7 @@ static void job_run(RenewalJob *job) {
                 .uid = (int64_t) job->uid,
                 .ca_bundle = m->portal_ca_bundle,
                 .cmp_trusted = m->portal_cmp_trusted,
+                .mgm_key_dir = m->mgm_key_dir,
                 .pin = job->pin,
                 .libctx = m->libctx,
                 .stop = &job->stop,
@@ -847,6 +848,8 @@ int manager_renew_init(Manager *m, const ManagerSettings *settings) {
                 return -ENOMEM;
         if (settings->portal_cmp_trusted && !(m->portal_cmp_trusted = strdup(settings->portal_cmp_trusted)))
                 return -ENOMEM;
+        if (settings->mgm_key_dir && !(m->mgm_key_dir = strdup(settings->mgm_key_dir)))
+                return -ENOMEM;
         if (m->state_dir) {
                 /* systemd's StateDirectory= makes it; a test or a hand-run daemon may not have. */
                 if (mkdir(m->state_dir, 0700) < 0 && errno != EEXIST)
@@ -886,6 +889,7 @@ void manager_renew_done(Manager *m) {
         OSSL_LIB_CTX_free(m->libctx);
         free(m->portal_ca_bundle);
         free(m->portal_cmp_trusted);
+        free(m->mgm_key_dir);
         if (m->state_dir_fd >= 0)
                 close(m->state_dir_fd);
 }

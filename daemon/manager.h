@@ -41,6 +41,7 @@ typedef struct ManagerSettings {
         const char *portal_url;            /* [Portal] Url; NULL: no portal */
         const char *portal_ca_bundle;      /* [Portal] CABundle; NULL: the system's CAs */
         const char *portal_cmp_trusted;    /* [Portal] CmpTrustedCA, else CABundle; NULL: none */
+        const char *mgm_key_dir;           /* [Renewal] ManagementKeyDirectory */
         unsigned portal_poll_interval_sec; /* [Portal] PollIntervalSec */
 } ManagerSettings;
 
@@ -92,6 +93,7 @@ struct Manager {
         OSSL_PROVIDER *card_provider;
         char *portal_ca_bundle;
         char *portal_cmp_trusted;
+        char *mgm_key_dir;
         int state_dir_fd; /* -1: none */
 };
 

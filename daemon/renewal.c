@@ -2,15 +2,19 @@
 #include "renewal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <openssl/x509.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "card-provider.h"
 #include "cmp-client.h"
+#include "hex.h"
 #include "i18n.h"
 #include "macro.h"
 #include "piv.h"
@@ -145,8 +149,51 @@ static int verify_pin(Run *run) {
         return r;
 }
 
+/* An admin's management key for this token: the file named as the
+ * token's serial in the configured directory, the key in hex, readable by
+ * nobody else. 0 with *ret NULL when there is none. Read and decoded in
+ * locked memory only. */
+static int read_configured_mgm_key(Run *run, uint8_t **ret, size_t *ret_len) {
+        const char *dir = run->p->mgm_key_dir, *serial = run->p->token_serial;
+        _cleanup_secmem_ char *text = NULL;
+        _cleanup_secmem_ uint8_t *key = NULL;
+        _cleanup_free_ char *path = NULL;
+        _cleanup_close_ int fd = -1;
+        struct stat st;
+        ssize_t n;
+        size_t len;
+
+        *ret = NULL;
+        if (!dir || serial[strspn(serial, "0123456789abcdefABCDEF-")] != '\0')
+                return 0;
+        if (asprintf(&path, "%s/%s", dir, serial) < 0)
+                return -ENOMEM;
+        fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+                return errno == ENOENT ? 0 : -errno;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        /* A secret others can read is no longer the admin's alone. */
+        if (!S_ISREG(st.st_mode) || (st.st_mode & 0077) != 0)
+                return -EPERM;
+        text = secmem_alloc(128);
+        key = secmem_alloc(32);
+        if (!text || !key)
+                return -ENOMEM;
+        n = read(fd, text, 127);
+        if (n < 0)
+                return -errno;
+        text[strcspn(text, " \t\r\n")] = '\0';
+        if (hex_decode_into(text, key, 32, &len) < 0 || (len != 16 && len != 24 && len != 32))
+                return -EBADMSG;
+        *ret = TAKE_PTR(key);
+        *ret_len = len;
+        return 0;
+}
+
 /* The management key: kept behind the PIN on the card (as ykman and
- * yubico-piv-tool set it up), or still the factory default (flagged). */
+ * yubico-piv-tool set it up), one the admin configured for this key, or
+ * still the factory default (flagged). */
 static int authenticate_mgm(Run *run) {
         _cleanup_secmem_ uint8_t *key = NULL;
         size_t len = 0;
@@ -155,9 +202,24 @@ static int authenticate_mgm(Run *run) {
         int r;
 
         r = token_mgm_info(run->t, &info);
+        if (r >= 0 && !info.pin_protected) {
+                r = read_configured_mgm_key(run, &key, &len);
+                if (r < 0) {
+                        fail(run, RENEWAL_ERROR_MANAGEMENT_KEY, r,
+                             _("The management key configured for this key in %s cannot be used (%s): it "
+                               "must "
+                               "be the key in hex, in a file only its owner can read. Ask your "
+                               "administrator."),
+                             run->p->mgm_key_dir, strerror(-r));
+                        return r;
+                }
+        }
         if (r >= 0 && info.pin_protected) {
                 run->out->mgm_key = "pin-protected";
                 r = token_get_protected_mgm_key(run->t, &key, &len, &alg);
+        } else if (r >= 0 && key) {
+                run->out->mgm_key = "configured";
+                alg = TOKEN_ALG_DEFAULT;
         } else if (r >= 0 && info.is_default == 1) {
                 run->out->mgm_key = "default";
                 len = sizeof piv_default_mgm_key_3des;
@@ -169,14 +231,18 @@ static int authenticate_mgm(Run *run) {
                 run->out->mgm_key = "unknown";
                 fail(run, RENEWAL_ERROR_MANAGEMENT_KEY, -EACCES,
                      _("keyrenew does not know this key's management key (it is neither kept behind the PIN "
-                       "on the key nor the factory default), so it cannot write the new certificate. Ask "
-                       "the "
-                       "CA or your administrator."));
+                       "on the key, nor configured for it, nor the factory default), so it cannot write the "
+                       "new certificate. Ask the CA or your administrator."));
                 return -EACCES;
         }
         if (r >= 0)
                 r = token_authenticate_mgm(run->t, key, len, alg);
-        if (r < 0)
+        if (r == -EKEYREJECTED || (r == -EBADMSG && key))
+                fail(run, RENEWAL_ERROR_MANAGEMENT_KEY, r,
+                     _("The key refused the management key keyrenew has for it, so the new certificate "
+                       "cannot "
+                       "be written. Ask the CA or your administrator for the right one."));
+        else if (r < 0)
                 fail_card(run, r, _("unlocking it for writing"));
         return r;
 }

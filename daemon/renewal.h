@@ -77,6 +77,7 @@ typedef struct RenewalParams {
         int64_t uid;             /* who asked, -1 unknown: a resume asks this user's agent */
         const char *ca_bundle;   /* TLS; NULL: the system's */
         const char *cmp_trusted; /* PEM of the CMP signer's CAs; NULL: not configured */
+        const char *mgm_key_dir; /* admins' management keys, one file per token serial; NULL: none */
         const char *pin;         /* secmem memory, NUL-terminated; the caller frees it */
         OSSL_LIB_CTX *libctx;    /* where card_provider_load() put the card provider */
         atomic_int *stop;        /* a RenewalStop, set by another thread */
@@ -91,7 +92,7 @@ typedef struct RenewalOutcome {
         bool resumed;          /* a journal of an earlier run was there */
         bool rekeyed;          /* a new key replaced the old one */
         int tries_left;        /* WRONG_PIN: the PIN tries left; -1 otherwise */
-        const char *mgm_key;   /* static: "pin-protected", "default", "unknown" or "" (not looked at) */
+        const char *mgm_key;   /* static: "pin-protected", "configured", "default", "unknown" or "" */
         char new_serial[64];   /* hex, "" before issuance */
         int64_t new_not_after; /* Unix seconds, 0 before issuance */
         char message[1024];    /* for the user, translated: what happened and what to do next */

@@ -48,7 +48,10 @@ class Env:
         self.portal = Portal(tmp).start()
         self.state_dir = tmp / "state"
         self.config = tmp / "keyrenewd.conf"
-        self.config.write_text(f"[Portal]\nUrl={self.portal.url}\nCABundle={self.portal.bundle}\n")
+        self.mgm_keys = tmp / "management-keys"
+        self.mgm_keys.mkdir()
+        self.config.write_text(f"[Portal]\nUrl={self.portal.url}\nCABundle={self.portal.bundle}\n"
+                               f"[Renewal]\nManagementKeyDirectory={self.mgm_keys}\n")
         self.daemon = None
         self.cards = []
 
@@ -63,11 +66,11 @@ class Env:
         return self.daemon
 
     def key(self, algorithm="eccp256", slot="9a", days=10, version="5.7.1", usage=None, name="card",
-            pin_policy=None):
+            pin_policy=None, create=()):
         """A virtual key with a certificate the portal's CA issued."""
         state = self.tmp / f"{name}.state"
         run([self.bed_vcard(), "create", state, "--serial", str(20000000 + len(self.cards)), "--yk-version",
-             version])
+             version, *create])
         ca = "rsa" if algorithm == "rsa2048" else "ec"
         pem = self.tmp / f"{name}-old.pem"
         extra = (["--usage", usage] if usage else []) + (["--pin-policy", pin_policy] if pin_policy else [])
@@ -459,5 +462,40 @@ def test_signature_slot_with_pin_always(env, rekey):
         assert slot["pin_policy"] == "always"
         assert order_state(env, order) == "installed"
         assert pin_tries(state) == 3
+    finally:
+        env.bed.remove(card.index)
+
+
+MGM_KEY = "a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90"
+
+
+def test_management_key_configured_by_an_admin(env):
+    """A key with its own AES-256 management key, not kept behind the PIN:
+    refused until the admin puts it in ManagementKeyDirectory, refused
+    while others can read that file, then renewed and shown "configured"."""
+    state, old_pem = env.key(create=("--mgm-alg", "aes256", "--mgm-key", MGM_KEY))
+    order = env.portal.approved_order(old_pem, "--rekey", "yes")
+    env.start()
+    card = env.bed.insert(state)
+    try:
+        serial = serial_of(state)
+        cert = env.cert_path(serial)
+        res = env.renew(cert)
+        assert res["error"] == "org.keyrenew.KeyRenew1.Error.ManagementKey", res
+        assert "configured" in res["message"]
+        assert pin_tries(state) == 3
+        key_file = env.mgm_keys / str(serial)
+        key_file.write_text(MGM_KEY + "\n")
+        key_file.chmod(0o644)
+        res = env.renew(cert)
+        assert res["error"] == "org.keyrenew.KeyRenew1.Error.ManagementKey", res
+        assert "only its owner can read" in res["message"], res["message"]
+        key_file.chmod(0o600)
+        res = env.renew(cert)
+        assert res["ok"], res
+        token = cert.rsplit("/cert", 1)[0]
+        assert env.props(token, TOKEN)["ManagementKey"] == "configured"
+        assert order_state(env, order) == "installed"
+        assert MGM_KEY not in env.daemon.output() and MGM_KEY.upper() not in env.daemon.output()
     finally:
         env.bed.remove(card.index)

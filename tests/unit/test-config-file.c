@@ -64,6 +64,7 @@ static void assert_defaults(const Config *c) {
         ASSERT_TRUE(!c->portal_url);
         ASSERT_TRUE(!c->portal_ca_bundle);
         ASSERT_EQ(c->portal_poll_interval_sec, 21600);
+        ASSERT_TRUE(!c->mgm_key_dir);
 }
 
 static void test_defaults(void) {
@@ -220,6 +221,11 @@ static void test_ca_bundle(void) {
         ASSERT_TRUE(c.portal_ca_bundle == NULL);
         config_done(&c);
         bad("[Portal]\nCmpTrustedCA=cmp.pem\n", "t.conf:2: CmpTrustedCA=cmp.pem: ", "absolute path");
+        bad("[Renewal]\nManagementKeyDirectory=keys\n",
+            "t.conf:2: ManagementKeyDirectory=keys: ", "absolute path");
+        ok("[Renewal]\nManagementKeyDirectory=/srv/keys\n", &c);
+        ASSERT_STREQ(c.mgm_key_dir, "/srv/keys");
+        config_done(&c);
 
         bad("[Portal]\nCABundle=ca.pem\n", "t.conf:2: CABundle=ca.pem: ", "absolute path");
         bad("[Portal]\nCABundle=/nonexistent/ca.pem\n", "t.conf:2: ", "No such file or directory");
@@ -262,7 +268,7 @@ static void test_structure(void) {
             "t.conf:2: ", "the keys there are Url, CABundle, CmpTrustedCA, PollIntervalSec");
         bad("[Expiry]\nLogLevel=debug\n", "t.conf:2: ", "unknown key LogLevel in [Expiry]");
         bad("[Daemon]\n[Foo]\nLogLevel=debug\n",
-            "t.conf:2: ", "unknown section [Foo]; the sections are [Daemon], [Expiry], [Portal]");
+            "t.conf:2: ", "unknown section [Foo]; the sections are [Daemon], [Expiry], [Portal], [Renewal]");
         bad("[daemon]\n", "t.conf:1: ", "unknown section [daemon]");
         bad("[Daemon\n", "t.conf:1: ", "section header");
         bad("[Daemon] # comment\n", "t.conf:1: ", "nothing after the ']'");
@@ -378,6 +384,8 @@ static void test_load(void) {
 static void test_default_path(void) {
         const char *p = config_default_path();
 
+        ASSERT_TRUE(strncmp(config_default_mgm_key_dir(), p, strlen(p) - strlen("keyrenewd.conf")) == 0);
+
         ASSERT_TRUE(p[0] == '/');
         ASSERT_TRUE(strlen(p) > strlen("/keyrenew/keyrenewd.conf"));
         ASSERT_STREQ(p + strlen(p) - strlen("/keyrenew/keyrenewd.conf"), "/keyrenew/keyrenewd.conf");
@@ -418,7 +426,7 @@ static void test_example(void) {
                 }
                 o += (size_t) snprintf(uncommented + o, 65536 - o, "%s\n", line);
         }
-        ASSERT_EQ(keys, 6);
+        ASSERT_EQ(keys, 7);
         ok(uncommented, &c);
         assert_defaults(&c);
         config_done(&c);
