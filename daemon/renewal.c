@@ -128,6 +128,9 @@ static int verify_pin(Run *run) {
 
         report(run, "pin", 5);
         r = token_verify_pin(run->t, run->p->pin, &tries);
+        /* The wrong PIN that spent the last try blocked it. */
+        if (r == -EKEYREJECTED && tries == 0)
+                r = -ENOLCK;
         if (r == -EKEYREJECTED) {
                 run->out->tries_left = tries;
                 fail(run, RENEWAL_ERROR_WRONG_PIN, r,

@@ -499,3 +499,24 @@ def test_management_key_configured_by_an_admin(env):
         assert MGM_KEY not in env.daemon.output() and MGM_KEY.upper() not in env.daemon.output()
     finally:
         env.bed.remove(card.index)
+
+
+def test_blocked_pin(env):
+    """The wrong PIN that spends the last try, then a renewal of a blocked
+    key: PinBlocked, with what to do, and nothing else changes."""
+    state, old_pem = env.key(create=("--pin-retries", "1"))
+    order = env.portal.approved_order(old_pem, "--rekey", "no")
+    env.start()
+    card = env.bed.insert(state)
+    try:
+        cert = env.cert_path(serial_of(state))
+        for _ in range(2):
+            res = env.renew(cert, "--pin", "000000")
+            assert res["error"] == "org.keyrenew.KeyRenew1.Error.PinBlocked", res
+            assert "PUK" in res["message"]
+        assert pin_tries(state) == 0
+        assert order_state(env, order) == "approved"
+        token = cert.rsplit("/cert", 1)[0]
+        wait_for("the token locked", lambda: env.props(token, TOKEN)["State"] == "locked")
+    finally:
+        env.bed.remove(card.index)
