@@ -9,6 +9,12 @@
                   record-piv-session (from a build directory)
   tlv             the data of those recorded answers (status word off) and
                   real certificates
+  x509-info       the test certificates (tests/data) and certificates of
+                  the reference portal: each as DER (mode 0), some through a
+                  card's compressed object (modes 1 and 3)
+  portal-status   answers of the reference portal (tests/portal): status
+                  bodies in every order state, error bodies, its timestamps
+                  and Retry-After values, base URLs
 
   make-corpus.py [--build-dir DIR] [TARGET...]
 
@@ -17,6 +23,7 @@ seeds named here are written: regression inputs (crash-*, found by the
 fuzzers and fixed) stay as they are."""
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -150,10 +157,123 @@ def tlv(build):
     return seeds
 
 
+_portal = {}
+
+
+def portal_captures(build):
+    """Runs the reference portal from build once and records what it says:
+    {"status": {name: (asked, body)}, "error": {...}, "retry-after": [...],
+    "cmp": {name: der}, "certs": {name: der}}."""
+    if _portal:
+        return _portal
+    os.environ["KEYRENEW_BUILD_DIR"] = os.path.abspath(build)
+    sys.path.insert(0, os.path.join(TOP, "tests", "portal"))
+    import portal_testlib
+
+    with tempfile.TemporaryDirectory() as tmp:
+        p = portal_testlib.Portal(tmp).start()
+        try:
+            _portal.update(capture(p, tmp))
+        finally:
+            p.stop()
+    return _portal
+
+
+def capture(p, tmp):
+    from pathlib import Path
+    der = lambda path: subprocess.run(["openssl", "x509", "-in", path, "-outform", "DER"],
+                                      capture_output=True, check=True).stdout
+    out = {"status": {}, "error": {}, "retry-after": [], "cmp": {}, "certs": {}}
+    ids = {}
+    for state in ("awaiting-payment", "under-review", "approved", "rejected", "issued", "installed", "none"):
+        key, cert, cert_id = p.customer(name="Customer " + state)
+        ids[state] = (key, cert, cert_id)
+        if state == "none":
+            continue
+        oid = p.order(cert, *(["--review"] if state in ("under-review", "rejected") else []))
+        if state != "awaiting-payment":
+            p.admin("order", "pay", oid)
+        if state == "rejected":
+            p.admin("order", "reject", oid, "--reason", "营业执照已过期 (business licence expired)")
+        if state in ("issued", "installed"):
+            new_key = p.new_key()
+            rsp = Path(tmp) / ("rsp-" + state)
+            extra = []
+            if state == "issued":
+                p.admin("cmp-fault", "set", "--at", "certconf", "--kind", "drop", "--count", "1")
+            else:
+                extra = ["-rspout", "%s-kup.der,%s-pkiconf.der" % (rsp, rsp)]
+            p.kur(key, cert, new_key, Path(tmp) / ("new-" + state + ".pem"), *extra)
+            if state == "installed":
+                out["cmp"]["kup"] = open("%s-kup.der" % rsp, "rb").read()
+                out["cmp"]["pkiconf"] = open("%s-pkiconf.der" % rsp, "rb").read()
+                out["certs"]["portal-issued.der"] = der(Path(tmp) / "new-installed.pem")
+    for state, (_, _, cert_id) in ids.items():
+        code, _, body = p.status(cert_id)
+        assert code == 200, (code, body)
+        out["status"][state] = ([cert_id], body)
+    every = sorted(c for _, _, c in ids.values())
+    out["status"]["batch"] = (every, p.status(*every)[2])
+    unknown = "ab" * 32 + ":1f"
+    out["status"]["unknown"] = ([unknown], p.status(unknown)[2])
+    # A kur for a certificate without an approved order: an error message.
+    key, cert, _ = ids["awaiting-payment"]
+    rsp = Path(tmp) / "rsp-error.der"
+    p.kur(key, cert, p.new_key(), Path(tmp) / "never.pem", "-rspout", str(rsp))
+    out["cmp"]["error"] = rsp.read_bytes()
+    # Error answers and Retry-After.
+    out["error"]["bad-cert"] = p.get("/renewals?cert=nothex")[2]
+    out["error"]["no-cert"] = p.get("/renewals")[2]
+    p.admin("fault", "set", "--status", "503", "--retry-after", "120", "--count", "1")
+    code, hdrs, body = p.status(every[0])
+    out["retry-after"].append(hdrs.get("retry-after", "120"))
+    out["error"]["503"] = body
+    for ca in ("ca-ec.pem", "ca-rsa.pem", "cmp-ec.pem"):
+        out["certs"]["portal-" + ca.replace(".pem", ".der")] = der(p.dir / ca)
+    return out
+
+
+def portal_status(build):
+    cap = portal_captures(build)
+    seeds = {}
+    for name, (asked, body) in cap["status"].items():
+        seeds["status-" + name] = b"\x00" + " ".join(asked).encode() + b"\n" + body
+    for name, body in cap["error"].items():
+        seeds["error-" + name] = b"\x01" + body
+    stamps = set()
+    for _, body in cap["status"].values():
+        for entry in json.loads(body)["certificates"]:
+            for field in ("updated", "not_after"):
+                if entry["order"] and field in entry["order"]:
+                    stamps.add(entry["order"][field])
+    for i, stamp in enumerate(sorted(stamps)[:4] + ["2026-11-27T08:00:00.123+08:00"]):
+        seeds["timestamp-%d" % i] = b"\x02" + stamp.encode()
+    for i, value in enumerate(cap["retry-after"] + ["Fri, 27 Nov 2026 08:00:00 GMT"]):
+        seeds["retry-after-%d" % i] = b"\x03" + value.encode()
+    seeds["url"] = b"\x04https://127.0.0.1:8443/keyrenew"
+    return seeds
+
+
+def x509_info(build):
+    seeds = {}
+    for name in sorted(os.listdir(DATA)):
+        if name.endswith(".der") or name.endswith(".bin"):
+            der = open(os.path.join(DATA, name), "rb").read()
+            seeds[name] = b"\x00" + der
+            if name in ("ec-p256.der", "sm2.der"):
+                seeds["card-" + name] = b"\x01" + der
+                seeds["card-trailing-" + name] = b"\x03" + der
+    for name, der in portal_captures(build)["certs"].items():
+        seeds[name] = b"\x00" + der
+    return seeds
+
+
 TARGETS = {
     "vcard-apdu": vcard_apdu,
     "piv-responses": piv_responses,
     "tlv": tlv,
+    "x509-info": x509_info,
+    "portal-status": portal_status,
 }
 
 
