@@ -17,6 +17,7 @@ PACKAGES="
   python3 python3-pytest python3-dbusmock
   pinentry-tty valgrind libxml2-utils scdoc groff-base
   polkitd
+  xvfb notification-daemon x11-apps netpbm fonts-wqy-microhei
 "
 
 if [ "$(id -u)" -ne 0 ]; then

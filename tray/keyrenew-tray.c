@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <errno.h>
 #include <getopt.h>
+#include <gio/gio.h>
 #include <glib-unix.h>
 #include <libnotify/notify.h>
 #include <stdio.h>
@@ -21,6 +22,7 @@ enum {
  * pinentry (pinentry-gnome3, -qt, -gtk2) or the terminal's. */
 #define DEFAULT_PINENTRY "/usr/bin/pinentry"
 #define DEFAULT_SNOOZE_MINUTES 240
+#define TRAY_SESSION_NAME "org.keyrenew.Tray"
 
 static const CliProgram program = {
         .name = "keyrenew-tray",
@@ -108,11 +110,46 @@ static gboolean on_signal(gpointer userdata) {
         return G_SOURCE_CONTINUE;
 }
 
+/* Started by the user unit and the autostart file, or by hand: one
+ * tray per session, or every notification would show twice. The name is
+ * held as long as the process lives. */
+static int claim_session(GDBusConnection **ret) {
+        g_autoptr(GDBusConnection) session = g_bus_get_sync(G_BUS_TYPE_SESSION, NULL, NULL);
+        g_autoptr(GVariant) reply = NULL;
+        guint32 result = 0;
+
+        if (!session)
+                return -ENOTCONN;
+        /* 4: DBUS_NAME_FLAG_DO_NOT_QUEUE */
+        reply = g_dbus_connection_call_sync(session, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                            "org.freedesktop.DBus", "RequestName",
+                                            g_variant_new("(su)", TRAY_SESSION_NAME, 4u),
+                                            G_VARIANT_TYPE("(u)"), G_DBUS_CALL_FLAGS_NONE, -1, NULL, NULL);
+        if (!reply)
+                return -ENOTCONN;
+        g_variant_get(reply, "(u)", &result);
+        /* 1: the primary owner now */
+        if (result != 1)
+                return -EEXIST;
+        *ret = g_steal_pointer(&session);
+        return 0;
+}
+
 static int run(const TrayOptions *o) {
         _cleanup_(tray_freep) Tray *tray = NULL;
+        g_autoptr(GDBusConnection) session = NULL;
         GMainLoop *loop;
         int r;
 
+        r = claim_session(&session);
+        if (r == -EEXIST) {
+                fprintf(stderr, _("%s: already running in this session.\n"), program.name);
+                return 0;
+        }
+        if (r < 0) {
+                fprintf(stderr, _("%s: cannot reach the desktop's session bus.\n"), program.name);
+                return r;
+        }
         r = tray_new(o, &tray);
         if (r < 0) {
                 fprintf(stderr, _("%s: cannot reach keyrenewd's bus (%s): %s\n"), program.name, o->bus,

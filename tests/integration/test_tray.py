@@ -433,3 +433,19 @@ def test_without_buttons_the_pin_dialog_asks(env, tmp_path):
             env.bed.remove(card.index)
     finally:
         assert d.stop() == 0, d.output()
+
+
+def test_one_tray_per_session(env):
+    """The unit and the autostart file may both start it: the second one
+    leaves at once, so nothing shows twice."""
+    d = Desktop(env, "en")
+    try:
+        env.start()
+        d.start()
+        wait_for("the first tray on the session bus", lambda: d.session.conn.name_has_owner("org.keyrenew.Tray"))
+        second = subprocess.run([TRAY, "--bus", env.bus.address, "--pinentry", PINENTRY], env=d.tray_env,
+                                capture_output=True, text=True, timeout=10)
+        assert second.returncode == 0 and "already running" in second.stderr, second
+        assert d.tray.poll() is None
+    finally:
+        assert d.stop() == 0, d.output()
