@@ -18,6 +18,7 @@ PACKAGES="
   pinentry-tty valgrind libxml2-utils scdoc groff-base
   polkitd
   xvfb notification-daemon x11-apps netpbm fonts-wqy-microhei
+  certmonger
 "
 
 if [ "$(id -u)" -ne 0 ]; then
