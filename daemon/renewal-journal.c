@@ -174,18 +174,41 @@ static int journal_write(int dir_fd, const RenewalJournal *j) {
         return atomic_file_write_at(dir_fd, name, tmp, file, strlen(file), 0600);
 }
 
+/* The buffer starts at the file's size, not at max: the history's max is
+ * 64 MiB, which every read allocated (and under ASan poisoned) up front. It
+ * grows when the file does while it is read. */
 static int read_file_at(int dir_fd, const char *name, size_t max, char **ret, size_t *ret_len) {
         _cleanup_close_ int fd = openat(dir_fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
         _cleanup_free_ char *buf = NULL;
-        size_t len = 0;
+        size_t len = 0, cap;
+        struct stat st;
 
         if (fd < 0)
                 return negative_errno();
-        buf = malloc(max + 1);
+        if (fstat(fd, &st) < 0)
+                return negative_errno();
+        if ((uint64_t) st.st_size > max)
+                return -EFBIG;
+        /* One byte more than the size, to see the end without a second read into a full buffer. */
+        cap = (size_t) st.st_size + 1;
+        buf = malloc(cap + 1);
         if (!buf)
                 return -ENOMEM;
         for (;;) {
-                ssize_t k = read(fd, buf + len, max + 1 - len);
+                ssize_t k;
+
+                if (len == cap) {
+                        char *p;
+
+                        if (cap > max)
+                                return -EFBIG;
+                        cap = cap > max / 2 ? max + 1 : 2 * cap;
+                        p = realloc(buf, cap + 1);
+                        if (!p)
+                                return -ENOMEM;
+                        buf = p;
+                }
+                k = read(fd, buf + len, cap - len);
                 if (k < 0 && errno == EINTR)
                         continue;
                 if (k < 0)
@@ -193,9 +216,9 @@ static int read_file_at(int dir_fd, const char *name, size_t max, char **ret, si
                 if (k == 0)
                         break;
                 len += (size_t) k;
-                if (len > max)
-                        return -EFBIG;
         }
+        if (len > max)
+                return -EFBIG;
         buf[len] = '\0';
         *ret = TAKE_PTR(buf);
         *ret_len = len;
