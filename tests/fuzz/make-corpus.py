@@ -15,6 +15,10 @@
   portal-status   answers of the reference portal (tests/portal): status
                   bodies in every order state, error bodies, its timestamps
                   and Retry-After values, base URLs
+  config          the shipped daemon/keyrenewd.conf and variations of it
+  renewal-journal journals of a renewal against the reference portal at
+                  every step, as whole files (mode 0) and as JSON (mode 1),
+                  and history lines (mode 2)
 
   make-corpus.py [--build-dir DIR] [TARGET...]
 
@@ -228,6 +232,16 @@ def capture(p, tmp):
     code, hdrs, body = p.status(every[0])
     out["retry-after"].append(hdrs.get("retry-after", "120"))
     out["error"]["503"] = body
+    key, cert, cert_id = ids["installed"]
+    new_pem = Path(tmp) / "new-installed.pem"
+    spki = subprocess.run(["openssl", "x509", "-in", new_pem, "-noout", "-pubkey"], capture_output=True,
+                          check=True).stdout
+    approved = json.loads(out["status"]["approved"][1])["certificates"][0]["order"]
+    out["journal"] = {
+        "old_cert": der(cert), "old_cert_id": cert_id, "new_cert": der(new_pem), "cmp": approved["cmp"],
+        "new_spki": subprocess.run(["openssl", "pkey", "-pubin", "-outform", "DER"], input=spki,
+                                   capture_output=True, check=True).stdout,
+    }
     for ca in ("ca-ec.pem", "ca-rsa.pem", "cmp-ec.pem"):
         out["certs"]["portal-" + ca.replace(".pem", ".der")] = der(p.dir / ca)
     return out
@@ -254,6 +268,70 @@ def portal_status(build):
     return seeds
 
 
+CONFIG_VARIANTS = {
+    "all-keys": "[Daemon]\nLogLevel=debug\n[Expiry]\nWarnDays=60, 30,14,7,3,1\n[Portal]\n"
+                "Url=https://portal.example.com:8443/keyrenew\nCABundle=/etc/ssl/certs/ca-certificates.crt\n"
+                "CmpTrustedCA=/etc/ssl/certs/ca-certificates.crt\nPollIntervalSec=3600\n"
+                "[Renewal]\nManagementKeyDirectory=/etc/keyrenew/management-keys\n",
+    "crlf-bom": "\ufeff[Portal]\r\nUrl=http://[::1]:8080/p\r\n; comment\r\n[Expiry]\r\nWarnDays=7\r\n",
+    "defaults-again": "[Daemon]\nLogLevel=\n[Expiry]\nWarnDays=\n[Portal]\nUrl=\nPollIntervalSec=\n",
+    "bad-key": "[Portal]\nUrl=https://a.example\nUrl=https://b.example\n",
+    "bad-section": "[Daemon\nLogLevel=7\n",
+}
+
+
+def config(build):
+    seeds = {"keyrenewd.conf": open(os.path.join(TOP, "daemon", "keyrenewd.conf"), "rb").read()}
+    for name, text in CONFIG_VARIANTS.items():
+        seeds[name] = text.encode()
+    return seeds
+
+
+ORDER = "R2026-000001"
+
+
+def journal_json(m, step, reached, seq, reason=None):
+    """A journal's JSON as renewal-journal.c writes it (jansson, compact,
+    sorted keys)."""
+    steps = ["started", "key-generated", "issued", "written", "verified", "confirmed", "done"]
+    o = {"format": "keyrenew-renewal-journal", "version": 1, "step": step, "reached": reached, "seq": seq,
+         "order": ORDER, "token": "19088743", "slot": 0x9a, "new_slot": 0x82, "old_cert": m["old_cert_id"],
+         "rekey": True, "cmp": m["cmp"], "uid": 1000, "created": 1795000000, "updated": 1795000000 + seq,
+         "old_cert_der": m["old_cert"].hex()}
+    if steps.index(reached) >= 1:
+        o["new_public_key"] = m["new_spki"].hex()
+    if steps.index(reached) >= 2:
+        o["new_cert"] = m["new_cert"].hex()
+    if reason:
+        o["reason"] = reason
+    return json.dumps(o, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def renewal_journal(build):
+    import hashlib
+    m = portal_captures(build)["journal"]
+    seeds = {}
+    steps = ["started", "key-generated", "issued", "written", "verified", "confirmed", "done"]
+    bodies = {step: journal_json(m, step, step, i + 1) for i, step in enumerate(steps)}
+    bodies["failed"] = journal_json(m, "failed", "key-generated", 3, "the key was pulled out")
+    bodies["cancelled"] = journal_json(m, "cancelled", "started", 2, "取消")
+    for name, body in bodies.items():
+        seeds["json-" + name] = b"\x01" + body
+    for name in ("started", "issued", "done"):
+        body = bodies[name]
+        header = b"keyrenew-renewal-journal 1 " + hashlib.sha256(body).hexdigest().encode() + b"\n"
+        seeds["file-" + name] = b"\x00" + header + body + b"\n"
+    line = {"order": ORDER, "token": "19088743", "slot": 0x9a, "old_cert": m["old_cert_id"],
+            "old_serial": m["old_cert_id"].split(":")[1], "new_serial": "1f", "not_after": "2027-11-27T00:00:00Z",
+            "time": 1795000100, "outcome": "done", "reason": None, "journal_seq": 7}
+    done = json.dumps(line, sort_keys=True, separators=(",", ":")).encode()
+    line.update(outcome="failed", reason="portal unreachable", new_serial=None, not_after=None, journal_seq=3)
+    failed = json.dumps(line, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    seeds["history"] = b"\x02" + done + b"\n" + failed + b"\n"
+    seeds["history-torn"] = b"\x02" + done + b"\n" + failed[:40]
+    return seeds
+
+
 def x509_info(build):
     seeds = {}
     for name in sorted(os.listdir(DATA)):
@@ -274,6 +352,8 @@ TARGETS = {
     "tlv": tlv,
     "x509-info": x509_info,
     "portal-status": portal_status,
+    "config": config,
+    "renewal-journal": renewal_journal,
 }
 
 
