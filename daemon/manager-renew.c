@@ -451,32 +451,31 @@ static int no_renewal_error(const CertObject *c, sd_bus_error *error) {
                                  s);
 }
 
-static int job_take_journal(RenewalJob *job, RenewalJournal *j) {
-        job->order_id = strdup(j->order_id);
-        job->cmp_url = strdup(j->cmp_url);
-        job->old_cert = malloc(j->old_cert_len);
+/* What the run needs of the order, from the journal (a resume) or from
+ * what the portal said about the certificate (a new renewal). */
+static int job_take(RenewalJob *job, const char *order, const char *cmp_url, const uint8_t *old_cert,
+                    size_t old_cert_len, unsigned slot, bool rekey) {
+        job->order_id = strdup(order);
+        job->cmp_url = strdup(cmp_url);
+        job->old_cert = malloc(old_cert_len);
         if (!job->order_id || !job->cmp_url || !job->old_cert)
                 return -ENOMEM;
-        memcpy(job->old_cert, j->old_cert, j->old_cert_len);
-        job->params.old_cert_len = j->old_cert_len;
-        job->params.slot = j->slot;
-        job->params.rekey = j->rekey;
-        job->resume = true;
+        memcpy(job->old_cert, old_cert, old_cert_len);
+        job->params.old_cert_len = old_cert_len;
+        job->params.slot = slot;
+        job->params.rekey = rekey;
         return 0;
 }
 
+static int job_take_journal(RenewalJob *job, RenewalJournal *j) {
+        job->resume = true;
+        return job_take(job, j->order_id, j->cmp_url, j->old_cert, j->old_cert_len, j->slot, j->rekey);
+}
+
 static int job_take_order(RenewalJob *job, const CertObject *c) {
-        job->order_id = strdup(c->renewal_order);
-        job->cmp_url = strdup(c->renewal_cmp);
-        job->old_cert = malloc(c->der_len);
-        if (!job->order_id || !job->cmp_url || !job->old_cert)
-                return -ENOMEM;
-        memcpy(job->old_cert, c->der, c->der_len);
-        job->params.old_cert_len = c->der_len;
-        job->params.slot = c->slot;
-        job->params.rekey = c->renewal_rekey;
         job->rekey_encryption_key = c->renewal_rekey && (c->info->usage & X509_USAGE_ENCRYPTION);
-        return 0;
+        return job_take(job, c->renewal_order, c->renewal_cmp, c->der, c->der_len, c->slot,
+                        c->renewal_rekey);
 }
 
 static int job_new(Manager *m, TokenObject *t, Reader *reader, const char *cert_path, RenewalJob **ret) {
