@@ -208,9 +208,15 @@ static LONG monitor_watch(PcscMonitor *m) {
         m->states[0] = (SCARD_READERSTATE){ .szReader = "\\\\?PnP?\\Notification" };
         rv = monitor_list_readers(m);
         while (rv == SCARD_S_SUCCESS && !monitor_stopping(m)) {
-                bool relist = false;
+                /* pcsc-lite takes at most PCSC_MONITOR_MAX_READERS states
+                 * (more is SCARD_E_INVALID_PARAMETER) and serves as many
+                 * readers: with all of them there, none can be added and one
+                 * that goes away shows in its own state, so the PnP pseudo
+                 * reader is left out. */
+                bool pnp = m->n_readers < PCSC_MONITOR_MAX_READERS, relist = false;
 
-                rv = SCardGetStatusChange(m->context, INFINITE, m->states, (DWORD) (1 + m->n_readers));
+                rv = SCardGetStatusChange(m->context, INFINITE, m->states + !pnp,
+                                          (DWORD) (pnp + m->n_readers));
                 if (rv == SCARD_E_CANCELLED || rv == SCARD_E_TIMEOUT) {
                         rv = SCARD_S_SUCCESS;
                         continue;
@@ -232,7 +238,7 @@ static LONG monitor_watch(PcscMonitor *m) {
                         else
                                 monitor_reader_changed(m, i);
                 }
-                if (m->states[0].dwEventState & SCARD_STATE_CHANGED) {
+                if (pnp && (m->states[0].dwEventState & SCARD_STATE_CHANGED)) {
                         m->states[0].dwCurrentState =
                                 m->states[0].dwEventState & ~(DWORD) SCARD_STATE_CHANGED;
                         relist = true;
