@@ -82,8 +82,14 @@ void manager_free(Manager *m) {
 
 static void manager_emit(Manager *m, const char *property);
 
+/* Not time(): it reads the coarse clock, up to a tick behind the one the
+ * expiry timer (a timerfd) fires by, and would see the second before the
+ * deadline, arm the timer for that past deadline and spin until the tick. */
 static time_t now_seconds(void) {
-        return time(NULL);
+        struct timespec ts;
+
+        (void) clock_gettime(CLOCK_REALTIME, &ts);
+        return ts.tv_sec;
 }
 
 static uint64_t now_usec(void) {

@@ -35,7 +35,7 @@ import dbus.lowlevel
 import pytest
 
 from keyrenew_testbed import PcscTestbed, wait_for
-from keyrenew_testbed.clients import show
+from keyrenew_testbed.clients import run, show
 from test_daemon_core import BUS_NAME, KEYRENEWD, MANAGER, PATH
 from test_daemon_tokens import CERT, TOKEN
 from test_renewal import CLIENT, Env, order_state, serial_of
@@ -370,3 +370,29 @@ def test_storm_valgrind(tmp_path):
     assert os.geteuid() == 0, "needs root: a private pcscd"
     assert not sanitized(), "valgrind needs the plain build (KEYRENEW_BUILD_DIR=build)"
     run_storm(tmp_path, VALGRIND_CYCLES, wrapper=VALGRIND)
+
+
+def test_day_boundary_wakes_once(tmp_path, pcsc_bed):
+    """When a certificate's days left drop (its expiry timer, a timerfd on
+    the real-time clock, fires), keyrenewd looks once and sets the timer a
+    day later: it must not read the clock as the second before and spin,
+    setting the timer again and again for a time already past."""
+    env = Env(tmp_path, pcsc_bed)
+    try:
+        boundary = time.time() + 4
+        not_after = time.strftime("%Y%m%d%H%M%SZ", time.gmtime(boundary + 10 * 86400))
+        state = tmp_path / "boundary.state"
+        run([env.bed_vcard(), "create", state, "--serial", "31415926"])
+        run([env.bed_vcard(), "issue", state, "--slot", "9a", "--algorithm", "eccp256", "--subject",
+             "/CN=boundary", "--not-after", not_after])
+        d = env.start()
+        card = env.bed.insert(state)
+        d.wait_for_log("Token 31415926 read in")
+        time.sleep(max(0.0, boundary + 2 - time.time()))
+        checks = [line for line in d.output().splitlines() if "Next expiry check in" in line]
+        env.bed.remove(card.index)
+        # One when the token was read (the boundary seconds away), one when it passed.
+        assert len(checks) == 2 and checks[-1].endswith("in 86400 s"), checks
+        assert d.stop() == 0, d.output()
+    finally:
+        env.close()
