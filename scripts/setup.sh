@@ -15,7 +15,7 @@ PACKAGES="
   pcscd pcsc-tools vsmartcard-vpcd yubico-piv-tool opensc opensc-pkcs11
   dbus util-linux procps
   python3 python3-pytest python3-dbusmock
-  pinentry-tty valgrind libxml2-utils scdoc groff-base
+  pinentry-tty valgrind gdb libxml2-utils scdoc groff-base
   polkitd
   xvfb notification-daemon x11-apps netpbm fonts-wqy-microhei
   certmonger
