@@ -152,9 +152,11 @@ def check_with_peers(env, card, slot, new_pem, algorithm):
     proc = ykpiv(env.bed, "-a", "verify-pin", "-P", DEFAULT_PIN, "-a", "test-signature", "-s", slot, "-i", out,
                  reader=card.reader)
     assert f"Successful {KINDS[algorithm]} verification" in proc.stdout + proc.stderr
+    # OpenSC lists the certificate by its DER serial ("02 LEN SERIAL").
     listing = pkcs15(env.bed, "--list-certificates", "--reader", str(card.index)).stdout
-    serial = run(["openssl", "x509", "-in", out, "-noout", "-serial"]).stdout.strip().split("=")[1].lower()
-    assert serial.lstrip("0") in listing.replace(":", "").lower() or "Certificate" in listing, listing
+    serial = run(["openssl", "x509", "-in", out, "-noout", "-serial"]).stdout.strip().split("=")[1].upper()
+    encoded = [line.split(":", 1)[1].split()[-1] for line in listing.splitlines() if "Encoded serial" in line]
+    assert serial.lstrip("0") in [e.lstrip("0") for e in encoded], listing
     return out
 
 
