@@ -15,6 +15,9 @@
   portal-status   answers of the reference portal (tests/portal): status
                   bodies in every order state, error bodies, its timestamps
                   and Retry-After values, base URLs
+  cmp-response    the reference portal's CMP answers (kup, pkiConf, error) as
+                  bodies and adopted by the target's server, and answers of
+                  every kind from OpenSSL's server (see fuzz-cmp-response.c)
   config          the shipped daemon/keyrenewd.conf and variations of it
   renewal-journal journals of a renewal against the reference portal at
                   every step, as whole files (mode 0) and as JSON (mode 1),
@@ -287,6 +290,49 @@ def config(build):
     return seeds
 
 
+def cmp_answer(control, payload=b""):
+    body = bytes([control]) + payload
+    return len(body).to_bytes(2, "big") + body
+
+
+def srv(status=0, fail_info=0, cert=0, conf=0, text=b""):
+    """An answer by OpenSSL's server in fuzz-cmp-response: its parameters."""
+    return bytes([status, fail_info >> 8, fail_info & 0xFF, cert, conf, len(text)]) + text
+
+
+# OSSL_CMP_PKIFAILUREINFO_* bits
+BAD_REQUEST, BAD_CERT_TEMPLATE, SYSTEM_FAILURE = 1 << 2, 1 << 9, 1 << 25
+
+
+def cmp_response(build):
+    cap = portal_captures(build)["cmp"]
+    ok = srv()
+    seeds = {
+        "accept": b"\x00" + cmp_answer(1, ok) + cmp_answer(1, ok),
+        "accept-chain-text": b"\x00" + cmp_answer(1, srv(1, cert=0, conf=2, text=b"renewed")) + cmp_answer(1, ok),
+        "rejection-bad-request": b"\x00" + cmp_answer(1, srv(2, BAD_REQUEST, cert=2,
+                                                            text="没有已批准的续期订单".encode())),
+        "rejection-template": b"\x00" + cmp_answer(1, srv(2, BAD_CERT_TEMPLATE >> 8 << 8, cert=2)),
+        "waiting": b"\x00" + cmp_answer(1, srv(3, cert=2)),
+        "wrong-key": b"\x00" + cmp_answer(1, srv(cert=1)) + cmp_answer(1, ok),
+        "certconf-refused": b"\x00" + cmp_answer(1, ok) + cmp_answer(1, srv(conf=1)),
+        "verdict-reject": b"\x01" + cmp_answer(1, ok) + cmp_answer(1, ok),
+        "verdict-defer": b"\x02" + cmp_answer(1, ok),
+        "http-500": b"\x00" + cmp_answer(1 | 2 << 2, ok),
+        "text-html": b"\x00" + cmp_answer(1 | 1 << 2, ok),
+        "charset-and-time": b"\x00" + cmp_answer(3 | 3 << 2 | 0x10, b"\x16X-Portal-Time-Us: 1234" + ok)
+                            + cmp_answer(1 | 0x10, b"\x17X-Portal-Time-Us:\t56789" + ok),
+        "no-answer": b"\x00",
+        "garbage": b"\x00" + cmp_answer(0, b"not a PKIMessage"),
+        "portal-kup-raw": b"\x00" + cmp_answer(0, cap["kup"]),
+        "portal-error-raw": b"\x00" + cmp_answer(0, cap["error"]),
+        "portal-kup-adopted": b"\x00" + cmp_answer(2, cap["kup"]) + cmp_answer(2, cap["pkiconf"]),
+        "portal-error-adopted": b"\x00" + cmp_answer(2, cap["error"]),
+        "accept-then-portal-pkiconf": b"\x00" + cmp_answer(1, ok) + cmp_answer(2, cap["pkiconf"]),
+    }
+    return seeds
+
+
 ORDER = "R2026-000001"
 
 
@@ -353,6 +399,7 @@ TARGETS = {
     "x509-info": x509_info,
     "portal-status": portal_status,
     "config": config,
+    "cmp-response": cmp_response,
     "renewal-journal": renewal_journal,
 }
 
