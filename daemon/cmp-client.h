@@ -94,7 +94,9 @@ typedef struct CmpResult {
  *   -EINVAL      bad options (URL not https, keys missing, old_key not old_cert's,
  *                unreadable trust file): nothing was sent
  *   -EIO         the request could not be made: a signature (on the card) failed
- *   -ECANCELED   the callback said REJECT and the portal took the rejection
+ *   -ECANCELED   the callback said REJECT, or OpenSSL refused a certificate that
+ *                is not for new_key without calling it (result->detail says so),
+ *                and the portal took the rejection
  *   -EINPROGRESS the callback said DEFER: issued, not confirmed
  *   -ENOENT      badRequest: no approved (or issued, for this key) order
  *   -EKEYREJECTED badMessageCheck / badPOP: not signed by the renewed key
