@@ -135,10 +135,9 @@ static int claim_session(GDBusConnection **ret) {
         return 0;
 }
 
-static int run(const TrayOptions *o) {
+static int run(const TrayOptions *o, GMainLoop *loop) {
         _cleanup_(tray_freep) Tray *tray = NULL;
         g_autoptr(GDBusConnection) session = NULL;
-        GMainLoop *loop;
         int r;
 
         r = claim_session(&session);
@@ -156,17 +155,14 @@ static int run(const TrayOptions *o) {
                         strerror(-r));
                 return r;
         }
-        loop = g_main_loop_new(NULL, FALSE);
-        g_unix_signal_add(SIGINT, on_signal, loop);
-        g_unix_signal_add(SIGTERM, on_signal, loop);
         g_main_loop_run(loop);
-        g_main_loop_unref(loop);
         return 0;
 }
 
 int main(int argc, char **argv) {
         TrayOptions o;
         CliAction action = CLI_RUN;
+        GMainLoop *loop;
         int r;
 
         i18n_init();
@@ -174,12 +170,19 @@ int main(int argc, char **argv) {
                 return 2;
         if (action == CLI_EXIT)
                 return 0;
+        /* Before anything else: a SIGTERM while starting up still ends
+         * the tray cleanly, once the loop runs. */
+        loop = g_main_loop_new(NULL, FALSE);
+        g_unix_signal_add(SIGINT, on_signal, loop);
+        g_unix_signal_add(SIGTERM, on_signal, loop);
         /* The server's own name for us; the texts are ours. */
         if (!notify_init("keyrenew-tray")) {
                 fprintf(stderr, _("%s: cannot reach the desktop's notification service.\n"), program.name);
+                g_main_loop_unref(loop);
                 return 1;
         }
-        r = run(&o);
+        r = run(&o, loop);
+        g_main_loop_unref(loop);
         notify_uninit();
         return r < 0 ? 1 : 0;
 }

@@ -113,7 +113,9 @@ class Desktop:
 
     def start(self, *args):
         self.tray_log = open(self.dir / "tray.log", "ab")
-        self.tray = subprocess.Popen([TRAY, "--bus", self.env.bus.address, "--pinentry", PINENTRY, *args],
+        # e.g. KEYRENEW_TRAY_WRAPPER="valgrind --error-exitcode=1 --leak-check=full"
+        wrapper = os.environ.get("KEYRENEW_TRAY_WRAPPER", "").split()
+        self.tray = subprocess.Popen([*wrapper, TRAY, "--bus", self.env.bus.address, "--pinentry", PINENTRY, *args],
                                      env=self.tray_env, stdout=self.tray_log, stderr=self.tray_log)
         return self
 
