@@ -86,8 +86,22 @@ static int method_refresh(sd_bus_message *message, void *userdata, sd_bus_error 
         return manager_refresh(userdata, message, error);
 }
 
+const char *manager_bus_shown(const char *s, char buf[static BUS_SHOWN_MAX]) {
+        size_t n = strlen(s);
+
+        if (n < BUS_SHOWN_MAX)
+                return s;
+        n = BUS_SHOWN_MAX - sizeof "…";
+        while (n > 0 && ((unsigned char) s[n] & 0xC0) == 0x80)
+                n--;
+        memcpy(buf, s, n);
+        memcpy(buf + n, "…", sizeof "…");
+        return buf;
+}
+
 static int method_get_token(sd_bus_message *message, void *userdata, sd_bus_error *error) {
         Manager *m = userdata;
+        char shown[BUS_SHOWN_MAX];
         const char *serial;
         TokenObject *t;
         int r;
@@ -98,7 +112,8 @@ static int method_get_token(sd_bus_message *message, void *userdata, sd_bus_erro
         t = manager_find_token_by_serial(m, serial);
         if (!t || !t->published)
                 return sd_bus_error_setf(error, BUS_ERROR_NO_SUCH_TOKEN,
-                                         _("No key with serial %s is known."), serial);
+                                         _("No key with serial %s is known."),
+                                         manager_bus_shown(serial, shown));
         return sd_bus_reply_method_return(message, "o", t->path);
 }
 

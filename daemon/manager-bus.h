@@ -16,3 +16,8 @@ void manager_bus_unregister(Manager *m);
  * list of names). */
 int manager_bus_emit_changed_strv(Manager *m, char **names);
 #define manager_bus_emit_changed(m, ...) manager_bus_emit_changed_strv((m), (char *[]){ __VA_ARGS__, NULL })
+
+/* A caller's string as an error message may quote it: cut, at a character
+ * boundary, to fit size bytes with "…" (a caller may send megabytes). */
+#define BUS_SHOWN_MAX 80
+const char *manager_bus_shown(const char *s, char buf[static BUS_SHOWN_MAX]);

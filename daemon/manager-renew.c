@@ -499,6 +499,7 @@ static int job_new(Manager *m, TokenObject *t, Reader *reader, const char *cert_
 }
 
 static int read_renew_options(sd_bus_message *call, bool *ret_accept_key_loss, sd_bus_error *error) {
+        char shown[BUS_SHOWN_MAX];
         bool accept = false;
         const char *key;
         int r;
@@ -510,7 +511,11 @@ static int read_renew_options(sd_bus_message *call, bool *ret_accept_key_loss, s
                         r = sd_bus_message_read(call, "v", "b", &accept);
                 else if (r >= 0)
                         return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, _("Unknown option %s."),
-                                                 key);
+                                                 manager_bus_shown(key, shown));
+                /* A variant of another type. */
+                if (r == -ENXIO)
+                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                 _("The option AcceptKeyLoss is a boolean (b)."));
                 if (r >= 0)
                         r = sd_bus_message_exit_container(call);
         }
@@ -527,11 +532,13 @@ static int renew_precheck(Manager *m, const char *path, TokenObject **ret_t, Cer
                           Reader **ret_r, sd_bus_error *error) {
         TokenObject *t = NULL;
         CertObject *c = find_cert(m, path, &t);
+        char shown[BUS_SHOWN_MAX];
         Reader *reader;
 
         if (!c)
                 return sd_bus_error_setf(error, BUS_ERROR_NO_SUCH_CERTIFICATE,
-                                         _("%s is not a certificate keyrenewd knows."), path);
+                                         _("%s is not a certificate keyrenewd knows."),
+                                         manager_bus_shown(path, shown));
         reader = find_reader(m, t);
         if (!t->present || !reader)
                 return sd_bus_error_setf(error, BUS_ERROR_TOKEN_ABSENT,
@@ -662,6 +669,7 @@ int manager_register_agent_method(Manager *m, sd_bus_message *call, sd_bus_error
 }
 
 int manager_unregister_agent_method(Manager *m, sd_bus_message *call, sd_bus_error *error) {
+        char shown[BUS_SHOWN_MAX];
         const char *path;
         int r;
 
@@ -670,7 +678,8 @@ int manager_unregister_agent_method(Manager *m, sd_bus_message *call, sd_bus_err
                 r = agent_registry_unregister(m->agents, sd_bus_message_get_sender(call), path);
         if (r == -ENOENT)
                 return sd_bus_error_setf(error, BUS_ERROR_NO_SUCH_AGENT,
-                                         _("You have no PIN agent registered at %s."), path);
+                                         _("You have no PIN agent registered at %s."),
+                                         manager_bus_shown(path, shown));
         if (r < 0)
                 return r;
         return sd_bus_reply_method_return(call, NULL);

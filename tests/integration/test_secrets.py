@@ -197,7 +197,7 @@ def test_no_secret_in_logs_state_or_core(env, tmp_path):
     try:
         wait_for("the key to freeze at the certificate's PUT DATA", lambda: "frozen after" in card.output(), 60)
         token2 = env.props(cert2, "org.keyrenew.KeyRenew1.Certificate")["Token"]
-        assert env.props(token2, TOKEN)["RenewalStep"] == "issued"
+        wait_for("the step issued on the bus", lambda: env.props(token2, TOKEN)["RenewalStep"] == "issued", 20)
         journals = list(env.state_dir.glob("renewal-*.journal"))
         assert journals, "the renewal's journal must be there half-way"
         found, files = search_files(env.state_dir)
