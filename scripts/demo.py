@@ -23,6 +23,7 @@ import argparse
 import datetime
 import os
 import pathlib
+import pwd
 import shutil
 import signal
 import subprocess
@@ -84,8 +85,34 @@ class Interrupted(Exception):
     """SIGTERM or SIGHUP: stop as after Ctrl-C."""
 
 
+# While a process is being started and recorded, a signal waits: raised
+# inside Popen, it would leave a child nobody knows to stop.
+deferring = 0
+deferred = []
+
+
 def on_signal(signo, _frame):
-    raise Interrupted(signal.Signals(signo).name)
+    if deferring:
+        deferred.append(signo)
+    elif signo == signal.SIGINT:
+        raise KeyboardInterrupt
+    else:
+        raise Interrupted(signal.Signals(signo).name)
+
+
+class starting:
+    """with starting(): ... starts and records a process; a signal that
+    comes meanwhile is raised once it is recorded."""
+
+    def __enter__(self):
+        global deferring
+        deferring += 1
+
+    def __exit__(self, *exc):
+        global deferring
+        deferring -= 1
+        if not deferring and deferred:
+            on_signal(deferred.pop(), None)
 
 
 def say(text=""):
@@ -154,8 +181,6 @@ class Sandbox:
         log_path = self.dir / f"{name}.log"
         log = open(log_path, "ab")
         self.logs.append(log)
-        p = subprocess.Popen([str(a) for a in args], stdin=subprocess.DEVNULL, stderr=log,
-                             stdout=kw.pop("stdout", log), start_new_session=True, **kw)
 
         def close():
             status = stop_process(p)
@@ -164,8 +189,11 @@ class Sandbox:
                 tail = log_path.read_text(errors="replace").splitlines()[-20:]
                 return f"{name} exited with status {status}; its log ends:\n" + "\n".join(tail)
             return None
-        self.closers.append(close)
-        self.record(p, name)
+        with starting():
+            p = subprocess.Popen([str(a) for a in args], stdin=subprocess.DEVNULL, stderr=log,
+                                 stdout=kw.pop("stdout", log), start_new_session=True, **kw)
+            self.closers.append(close)
+            self.record(p, name)
         return p
 
     def close(self):
@@ -202,8 +230,9 @@ def start_portal(box):
         return f"the portal exited with status {status}: {portal.stderr()}" if status else None
     box.closers.append(close)
     # setsid: a session of its own (the pid stays the portal's).
-    portal.start(wrapper=["setsid"])
-    box.record(portal.proc, "keyrenew-portal")
+    with starting():
+        portal.start(wrapper=["setsid"])
+        box.record(portal.proc, "keyrenew-portal")
     return portal
 
 
@@ -211,9 +240,10 @@ def start_pcscd(box):
     from keyrenew_testbed import PcscTestbed
     bed = PcscTestbed(entries=1, name="Demo Reader", workdir=box.dir / "pcsc")
     box.closers.append(bed.stop)
-    bed.start()
-    box.record(bed.pcscd, "pcscd")
-    box.record(bed.monitor, "pcscstat")
+    with starting():
+        bed.start()
+        box.record(bed.pcscd, "pcscd")
+        box.record(bed.monitor, "pcscstat")
     return bed
 
 
@@ -337,8 +367,9 @@ def renew(build, address, pin, interactive):
             f"{pin})")
     # keyrenewctl writes to the demo's own output; the demo's lines go first.
     sys.stdout.flush()
-    p = subprocess.Popen([str(a) for a in args], env=env,
-                         stdin=None if interactive else subprocess.PIPE, text=True)
+    with starting():
+        p = subprocess.Popen([str(a) for a in args], env=env,
+                             stdin=None if interactive else subprocess.PIPE, text=True)
     try:
         if not interactive:
             p.stdin.write(pin + "\n")
@@ -366,6 +397,109 @@ CTL_STATUS = {
     8: "the key was pulled out, or keyrenewd stopped",
     9: "nothing to renew",
 }
+
+
+# keyrenewctl's words for the steps (ctl/ctl-status.c).
+STEPS = {
+    "pin": "waiting for the PIN",
+    "started": "the renewal started",
+    "key-generated": "the new key was made on the card",
+    "requesting": "asking the portal for the new certificate",
+    "issued": "the portal issued the new certificate",
+    "written": "the new certificate is on the key",
+    "verified": "the new certificate and key passed a test signature",
+    "confirmed": "the portal knows the new certificate is installed",
+    "done": "done",
+}
+
+
+def desktop_session():
+    """Where the person's desktop is, for keyrenew-tray: (uid, gid, the
+    environment the tray needs), or None when there is no desktop. Under
+    sudo the person is SUDO_UID, whose session bus and display sudo's
+    clean environment may have dropped: then their usual places."""
+    uid = int(os.environ.get("SUDO_UID", os.getuid()))
+    user = pwd.getpwuid(uid)
+    gid = int(os.environ.get("SUDO_GID", user.pw_gid))
+    runtime = pathlib.Path(f"/run/user/{uid}")
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": user.pw_dir, "USER": user.pw_name,
+           "LOGNAME": user.pw_name}
+    for name in ("DBUS_SESSION_BUS_ADDRESS", "DISPLAY", "XAUTHORITY", "WAYLAND_DISPLAY", "LANG", "LANGUAGE",
+                 "LC_ALL", "LC_MESSAGES"):
+        if os.environ.get(name):
+            env[name] = os.environ[name]
+    if runtime.is_dir():
+        env["XDG_RUNTIME_DIR"] = str(runtime)
+        if "DBUS_SESSION_BUS_ADDRESS" not in env and (runtime / "bus").exists():
+            env["DBUS_SESSION_BUS_ADDRESS"] = f"unix:path={runtime / 'bus'}"
+        if "WAYLAND_DISPLAY" not in env and (runtime / "wayland-0").exists():
+            env["WAYLAND_DISPLAY"] = "wayland-0"
+    if "DBUS_SESSION_BUS_ADDRESS" not in env or not ("DISPLAY" in env or "WAYLAND_DISPLAY" in env):
+        return None
+    return uid, gid, env
+
+
+def start_tray(box, build, address, desktop, pinentry):
+    """keyrenew-tray as the person whose desktop it is, on the sandbox's
+    bus: it is the PIN agent, and its notification asks to update."""
+    uid, gid, env = desktop
+    # "Later" (Cancel in the PIN dialog) puts it off for a minute, not hours.
+    args = [build / "tray" / "keyrenew-tray", "--bus", address, "--snooze", "1"]
+    if pinentry:
+        args += ["--pinentry", pinentry]
+    if uid != os.getuid():
+        args = ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--init-groups", "--", *args]
+    return box.spawn("keyrenew-tray", args, cwd="/", env=dict(env, KEYRENEW_LOCALEDIR=str(build / "po")))
+
+
+def follow_tray(address, box, token, tray, timeout=600):
+    """The steps of the renewal the person starts from the tray, as the
+    key's properties change, until one ends well; a try that does not
+    (Cancel, a wrong PIN) is said, with keyrenewd's words."""
+    import dbus
+    from dbus.mainloop.glib import DBusGMainLoop
+    from gi.repository import GLib
+
+    bus = dbus.bus.BusConnection(address, mainloop=DBusGMainLoop())
+    now = {"step": None, "progress": 0, "done": False}
+
+    def changed(iface, values, _invalidated):
+        if iface != f"{IFACE}.Token":
+            return
+        now["progress"] = int(values.get("Progress", now["progress"]))
+        step = str(values.get("RenewalStep", ""))
+        if step in STEPS and step != now["step"]:
+            now["step"] = step
+            say(f"[{now['progress']:3d}%] {STEPS[step]}")
+
+    def finished(_cert, outcome, message):
+        now["step"] = None
+        if outcome == "done":
+            now["done"] = True
+        elif outcome == "cancelled":
+            say("    cancelled (Later): the tray asks again in a minute; Ctrl-C ends the demo")
+        else:
+            say(f"    that try ended, {outcome}: {message}")
+
+    bus.add_signal_receiver(changed, "PropertiesChanged", PROPS, BUS_NAME, token)
+    bus.add_signal_receiver(finished, "RenewalFinished", f"{IFACE}.Manager", BUS_NAME, ROOT)
+    # Wakes the loop up, to see the tray and the clock (and signals).
+    tick = GLib.timeout_add(100, lambda: True)
+    deadline = time.monotonic() + timeout
+    try:
+        while not now["done"]:
+            GLib.MainContext.default().iteration(True)
+            if tray.poll() is not None:
+                log = (box.dir / "keyrenew-tray.log").read_text(errors="replace").strip()
+                raise RuntimeError(f"keyrenew-tray exited with status {tray.returncode}: {log}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the key was not renewed from the tray within {timeout // 60} minutes")
+        # The last steps may come after the end.
+        while GLib.MainContext.default().iteration(False):
+            pass
+    finally:
+        GLib.source_remove(tick)
+        bus.close()
 
 
 def check_key(bus, bed, box, portal, old_pem):
@@ -415,6 +549,11 @@ def parse_args():
                           "the virtual key's; another one costs a PIN try and stops the demo)")
     how.add_argument("--interactive", action="store_true",
                      help="type the PIN yourself at keyrenewctl's prompt")
+    how.add_argument("--tray", action="store_true",
+                     help="renew from keyrenew-tray on your desktop: its notification's \"Update now\", "
+                          "the PIN in its dialog")
+    ap.add_argument("--pinentry", metavar="PROGRAM",
+                    help="with --tray: the PIN dialog the tray runs (default: the tray's, /usr/bin/pinentry)")
     ap.add_argument("--keep", action="store_true", help="keep the sandbox's files and logs")
     args = ap.parse_args()
     if not 1 <= args.days <= 365:
@@ -424,6 +563,13 @@ def parse_args():
             os.close(os.open("/dev/tty", os.O_RDWR))
         except OSError:
             ap.error("--interactive needs a terminal to type the PIN on")
+    if args.pinentry and not args.tray:
+        ap.error("--pinentry goes with --tray")
+    args.desktop = desktop_session() if args.tray else None
+    if args.tray and not args.desktop:
+        ap.error("--tray needs a desktop: a session bus and a display (DISPLAY or WAYLAND_DISPLAY). Run it "
+                 "from a terminal on your desktop; sudo may drop them: sudo --preserve-env=DISPLAY,XAUTHORITY,"
+                 "WAYLAND_DISPLAY,DBUS_SESSION_BUS_ADDRESS ./scripts/demo.sh --tray")
     return args
 
 
@@ -450,15 +596,23 @@ def demo(box, args, build):
 
     step("Plugging the key in")
     t0 = time.monotonic()
-    plugged = bed.insert(card, 0)
-    box.record(plugged.proc, "keyrenew-vcard")
+    with starting():
+        plugged = bed.insert(card, 0)
+        box.record(plugged.proc, "keyrenew-vcard")
     token, cert = wait_for_certificate(bus, box)
     show_key(bus, token, cert, t0)
 
-    step("Updating the key: do not remove it until it says done")
-    status = renew(build, address, args.pin, args.interactive)
-    if status != 0:
-        raise RuntimeError(f"keyrenewctl exited {status}: {CTL_STATUS.get(status, 'it failed')}")
+    if args.tray:
+        step("Updating the key from the tray: do not remove it until it says done")
+        say(f"    keyrenew-tray shows a notification: click \"Update now\", then type the key's PIN, {CARD_PIN},")
+        say("    in its dialog")
+        tray = start_tray(box, build, address, args.desktop, args.pinentry)
+        follow_tray(address, box, token, tray)
+    else:
+        step("Updating the key: do not remove it until it says done")
+        status = renew(build, address, args.pin, args.interactive)
+        if status != 0:
+            raise RuntimeError(f"keyrenewctl exited {status}: {CTL_STATUS.get(status, 'it failed')}")
     check_key(bus, bed, box, portal, old_pem)
     bus.close()
 
@@ -469,7 +623,7 @@ def main():
     os.environ["KEYRENEW_BUILD_DIR"] = str(build)
     if os.geteuid() != 0:
         sys.exit("demo.py: the private pcscd needs root (a mount namespace); run it as root.")
-    for s in (signal.SIGTERM, signal.SIGHUP):
+    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(s, on_signal)
 
     t0 = time.monotonic()
@@ -496,12 +650,14 @@ def main():
     say(f"Everything the demo started is stopped (it took {time.monotonic() - t0:.0f} s).")
     if status == 0:
         say()
-        if args.interactive:
-            say("Run it again with ./scripts/demo.sh --interactive, or without it to let the demo type the PIN.")
-        else:
-            say("Run it again and type the PIN yourself: ./scripts/demo.sh --interactive")
-        say("With the tray, when a desktop is there: keyrenew-tray is coming (not built yet);")
-        say("it will ask for the PIN and show each step.")
+        say("Run it again:")
+        if args.interactive or args.tray:
+            say("  ./scripts/demo.sh                the demo types the PIN")
+        if not args.interactive:
+            say("  ./scripts/demo.sh --interactive  you type the PIN at keyrenewctl's prompt")
+        if not args.tray:
+            say("  ./scripts/demo.sh --tray         with the tray, when a desktop is there: click")
+            say("                                   \"Update now\" and type the PIN in its dialog")
     return status
 
 

@@ -15,9 +15,12 @@ import select
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 
+import dbus
 import pytest
+from keyrenew_testbed import wait_for
 
 TOP = pathlib.Path(__file__).resolve().parents[2]
 BUILD = pathlib.Path(os.environ.get("KEYRENEW_BUILD_DIR", TOP / "build")).resolve()
@@ -26,6 +29,8 @@ VCARD = BUILD / "tests" / "vcard" / "keyrenew-vcard"
 ORDER = r"R\d{4}-\d{6}"
 # What the demo starts, as it names them in its folder's "pids" file.
 STARTED = {"keyrenew-portal", "pcscd", "pcscstat", "dbus-daemon", "polkitd", "keyrenewd", "keyrenew-vcard"}
+NOTIFY = "org.freedesktop.Notifications"
+NOBODY = 65534
 
 
 def english():
@@ -196,8 +201,9 @@ def test_demo_renews_the_key_and_cleans_up():
             r"yubico-piv-tool: slot 9a holds the new certificate",
             r"verifies against it \(Successful ECDSA verification\)$",
             r"^Everything the demo started is stopped",
-            r"^Run it again and type the PIN yourself: \./scripts/demo\.sh --interactive$",
-            r"^With the tray, when a desktop is there")
+            r"^Run it again:$",
+            r"^  \./scripts/demo\.sh --interactive  you type the PIN at keyrenewctl's prompt$",
+            r"^  \./scripts/demo\.sh --tray         with the tray, when a desktop is there")
 
         # The key file itself holds the new certificate, by the portal's CA.
         new = new_certificate(run)
@@ -247,7 +253,9 @@ def test_interactive_pin_at_keyrenewctls_prompt():
                            r"\[100%\] done",
                            r"^==> Done: the key's certificate is valid until",
                            r"Successful ECDSA verification",
-                           r"^Run it again with \./scripts/demo\.sh --interactive")
+                           r"^Run it again:$",
+                           r"^  \./scripts/demo\.sh                the demo types the PIN$",
+                           r"^  \./scripts/demo\.sh --tray ")
         # Typed with echo off.
         assert "123456\n" not in run.out.split("PIN (an empty line cancels):", 1)[1]
         assert run.card()["slots"][0]["certificate"]["serial"].upper().lstrip("0") == \
@@ -297,3 +305,154 @@ def test_sigterm_while_starting_stops_what_was_started():
         run.assert_nothing_left(expected=started)
     finally:
         run.remove()
+
+
+class Desktop:
+    """A desktop for --tray, as `sudo ./scripts/demo.sh --tray` finds it
+    from a user's terminal: the user (nobody, through SUDO_UID), a session
+    bus they can reach with python-dbusmock's notification daemon on it,
+    a display, and a PIN dialog: tests/integration/tray_pinentry.py,
+    scripted, behind a wrapper that tells it where its script is."""
+
+    def __init__(self, answers):
+        self.dir = pathlib.Path(tempfile.mkdtemp(prefix="keyrenew-demo-desktop-"))
+        self.dir.chmod(0o755)
+        self.bus = self.conn = self.mock = None
+        try:
+            self._start(answers)
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(self, answers):
+        conf = self.dir / "bus.conf"
+        conf.write_text(f"""<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>session</type>
+  <listen>unix:path={self.dir}/socket</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+    <allow own="*"/>
+  </policy>
+</busconfig>
+""")
+        self.bus = subprocess.Popen(["dbus-daemon", f"--config-file={conf}", "--print-address", "--nofork"],
+                                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self.address = self.bus.stdout.readline().strip()
+        self.conn = dbus.bus.BusConnection(self.address)
+        self.mock = subprocess.Popen(
+            ["/usr/bin/python3", "-m", "dbusmock", "--template", "notification_daemon", "-p",
+             json.dumps({"capabilities": "body actions body-markup icon-static persistence"})],
+            env=dict(os.environ, DBUS_SESSION_BUS_ADDRESS=self.address), stdout=subprocess.DEVNULL)
+        wait_for("the mock notification daemon", lambda: self.conn.name_has_owner(NOTIFY))
+        self.notifications = dbus.Interface(self.conn.get_object(NOTIFY, "/org/freedesktop/Notifications"),
+                                            "org.freedesktop.DBus.Mock")
+        self.pin_log = self.dir / "pinentry.log"
+        script = self.dir / "pinentry.script"
+        script.write_text("".join(a + "\n" for a in answers))
+        for f in (self.pin_log, script):
+            f.touch()
+            f.chmod(0o666)
+        self.pinentry = self.dir / "pinentry"
+        self.pinentry.write_text(f"#!/bin/sh\nexport TRAY_PINENTRY_LOG='{self.pin_log}' "
+                                 f"TRAY_PINENTRY_SCRIPT='{script}'\n"
+                                 f"exec /usr/bin/python3 '{TOP / 'tests' / 'integration' / 'tray_pinentry.py'}'\n")
+        self.pinentry.chmod(0o755)
+
+    def press_buttons(self, pressed):
+        """Clicks "Update now" or "Try again" on each notification that
+        shows one and was not clicked yet; returns the summaries seen."""
+        summaries, next_id = [], 1
+        for n, (_, args) in enumerate(self.notifications.GetMethodCalls("Notify")):
+            nid = int(args[1])
+            if not nid:
+                nid, next_id = next_id, next_id + 1
+            summaries.append(str(args[3]))
+            actions = [str(a) for a in args[5]][::2]
+            button = next((b for b in ("update", "retry") if b in actions), None)
+            if button and n not in pressed:
+                pressed.add(n)
+                self.notifications.EmitSignal(NOTIFY, "ActionInvoked", "us", [dbus.UInt32(nid), button])
+        return summaries
+
+    def dialogs(self):
+        return [json.loads(line) for line in self.pin_log.read_text().splitlines()]
+
+    def close(self):
+        for proc in (self.mock, self.bus):
+            if proc:
+                proc.terminate()
+                proc.wait(timeout=10)
+        if self.conn:
+            self.conn.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def demo_with_tray(desktop):
+    """The demo with --tray on that desktop, its buttons clicked as they
+    come."""
+    env = dict(english(), DBUS_SESSION_BUS_ADDRESS=desktop.address, DISPLAY=":99", SUDO_UID=str(NOBODY),
+               SUDO_GID=str(NOBODY))
+    out_path = desktop.dir / "demo.out"
+    with open(out_path, "w") as out:
+        p = subprocess.Popen(["/usr/bin/python3", str(DEMO), "--build-dir", str(BUILD), "--keep", "--tray",
+                              "--pinentry", str(desktop.pinentry)], stdin=subprocess.DEVNULL, stdout=out,
+                             stderr=subprocess.STDOUT, env=env)
+    pressed = set()
+    deadline = time.monotonic() + 90
+    while p.poll() is None and time.monotonic() < deadline:
+        desktop.press_buttons(pressed)
+        time.sleep(0.1)
+    if p.poll() is None:
+        p.terminate()
+        p.wait(timeout=60)
+    run = Run(p.returncode, out_path.read_text())
+    run.summaries = desktop.press_buttons(pressed)
+    return run
+
+
+def test_tray_on_a_desktop():
+    """--tray: keyrenew-tray runs as the desktop's user on the sandbox's
+    bus; its "Update now", then its PIN dialog (a wrong PIN first: "Try
+    again"), renew the key; the demo shows the steps as keyrenewd reports
+    them and stops the tray with the rest."""
+    desktop = Desktop(["pin 000000", "pin 123456"])
+    try:
+        run = demo_with_tray(desktop)
+    finally:
+        desktop.close()
+    try:
+        assert run.status == 0, run.out
+        run.lines_in_order(r"^==> Updating the key from the tray: do not remove it until it says done$",
+                           r'click "Update now", then type the key\'s PIN, 123456,',
+                           r"that try ended, failed: Wrong PIN: 2 tries left",
+                           r"^\[ *\d+%\] the renewal started$",
+                           r"^\[ *\d+%\] the new key was made on the card$",
+                           r"^\[ *\d+%\] the portal issued the new certificate$",
+                           r"^\[100%\] done$",
+                           r"^==> Done: the key's certificate is valid until",
+                           r"revoked, on the portal's CRL$",
+                           r"Successful ECDSA verification",
+                           r"^  \./scripts/demo\.sh                the demo types the PIN$",
+                           r"^  \./scripts/demo\.sh --interactive ")
+        assert run.summaries[0] == "Your certificate can be renewed", run.summaries
+        assert "Wrong PIN" in run.summaries and run.summaries[-1] == "Certificate renewed", run.summaries
+        assert run.card()["slots"][0]["certificate"]["serial"].upper().lstrip("0") == \
+            new_certificate(run).lstrip("0")
+        run.assert_nothing_left(expected=STARTED | {"keyrenew-tray"})
+    finally:
+        run.remove()
+
+
+def test_tray_needs_a_desktop():
+    env = {k: v for k, v in english().items()
+           if k not in ("DISPLAY", "WAYLAND_DISPLAY", "DBUS_SESSION_BUS_ADDRESS", "SUDO_UID")}
+    p = subprocess.run(["/usr/bin/python3", str(DEMO), "--build-dir", str(BUILD), "--tray"], capture_output=True,
+                       text=True, timeout=30, env=env)
+    assert p.returncode == 2, p.stdout + p.stderr
+    assert "--tray needs a desktop" in p.stderr
+    assert "its folder" not in p.stdout, "nothing may start without a desktop"
