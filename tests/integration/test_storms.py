@@ -91,6 +91,19 @@ def fd_kinds(table):
     return kinds
 
 
+def start_portal(portal, port, tries=20):
+    """The portal on port: a port this high may be a client's for a moment
+    (the kernel's ephemeral ports reach it), so a taken one is tried again."""
+    for _ in range(tries - 1):
+        try:
+            return portal.start(extra=("--port", str(port)))
+        except AssertionError as e:
+            if "Address already in use" not in str(e):
+                raise
+            time.sleep(0.5)
+    return portal.start(extra=("--port", str(port)))
+
+
 def journal(env, order):
     """The journal file of order's renewal (the order id in hex)."""
     return env.state_dir / f"renewal-{order.encode().hex()}.journal"
@@ -113,7 +126,7 @@ class Storm:
         self.plugged = 0
 
     def portal_up(self):
-        self.env.portal.start(extra=("--port", str(PORTAL_PORT)))
+        start_portal(self.env.portal, PORTAL_PORT)
 
     @property
     def pid(self):
