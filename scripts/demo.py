@@ -11,10 +11,12 @@ polkitd (python-dbusmock's) that allows org.keyrenew.renew; keyrenewd on
 that bus. A virtual PIV key whose certificate, issued by the portal's CA,
 ends in a few days is plugged in; its renewal is ordered, paid and
 approved on the portal; then keyrenewctl renews it, as the PIN agent that
-types the PIN (or lets you type it). The result is checked with tools
-keyrenew did not write: yubico-piv-tool and the portal's CRL.
+types the PIN (or lets you type it), or, with --tray, keyrenew-tray on
+your desktop does. The result is checked with tools keyrenew did not
+write: yubico-piv-tool and the portal's CRL.
 
-Usage: demo.py [--build-dir DIR] [--days N] [--pin PIN | --interactive] [--keep]
+Usage: demo.py [--build-dir DIR] [--days N] [--pin PIN | --interactive | --tray [--pinentry PROGRAM]]
+               [--keep]
 
 Exit status: 0 only when the key holds the new certificate; 1 when the
 renewal or a check failed; 2 for bad usage; 130 when interrupted."""
@@ -541,7 +543,8 @@ def check_key(bus, bed, box, portal, old_pem):
 
 def parse_args():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--build-dir", type=pathlib.Path, default=TOP / "build")
+    ap.add_argument("--build-dir", type=pathlib.Path, default=TOP / "build",
+                    help="the build to run (default: build/ at the top)")
     ap.add_argument("--days", type=int, default=5, help="days the key's certificate has left (default 5)")
     how = ap.add_mutually_exclusive_group()
     how.add_argument("--pin", default=CARD_PIN,
@@ -570,6 +573,12 @@ def parse_args():
         ap.error("--tray needs a desktop: a session bus and a display (DISPLAY or WAYLAND_DISPLAY). Run it "
                  "from a terminal on your desktop; sudo may drop them: sudo --preserve-env=DISPLAY,XAUTHORITY,"
                  "WAYLAND_DISPLAY,DBUS_SESSION_BUS_ADDRESS ./scripts/demo.sh --tray")
+    if args.tray and not args.pinentry:
+        dialog = pathlib.Path("/usr/bin/pinentry").resolve().name
+        if dialog in ("pinentry-curses", "pinentry-tty"):
+            ap.error(f"--tray needs a PIN dialog for the desktop, and /usr/bin/pinentry is {dialog}, a "
+                     "terminal's: choose pinentry-gnome3 or pinentry-qt (update-alternatives --config pinentry) "
+                     "or name one with --pinentry")
     return args
 
 

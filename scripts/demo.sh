@@ -5,8 +5,9 @@
 # to end is renewed for real, end to end, in a private sandbox (the
 # reference CA portal, a private pcscd and bus, keyrenewd, keyrenewctl as
 # the PIN agent), then checked with yubico-piv-tool and the portal's CRL.
-# Options go to demo.py: --pin PIN, --interactive, --days N, --keep, and
-# --build-dir DIR (default build/, built here too).
+# Options go to demo.py: --pin PIN, --interactive, --tray (keyrenew-tray on
+# your desktop), --days N, --keep, and --build-dir DIR (default build/,
+# built here too).
 set -eu
 cd "$(dirname "$0")/.."
 
