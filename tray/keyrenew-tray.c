@@ -34,7 +34,9 @@ static void print_help(void) {
         printf("%s\n\n", _(program.summary));
         printf("%s\n", _("      --bus BUS            where keyrenewd is: system (the default) or a D-Bus\n"
                          "                           address such as unix:path=/run/test/bus"));
-        printf(_("      --pinentry PROGRAM   the PIN dialog (default: %s)\n"), DEFAULT_PINENTRY);
+        printf(_("      --pinentry PROGRAM   the PIN dialog (default: gpg-agent.conf's\n"
+                 "                           pinentry-program, else %s)\n"),
+               DEFAULT_PINENTRY);
         printf(_("      --snooze MINUTES     how long \"Later\" puts a renewal off (default: %d)\n"),
                DEFAULT_SNOOZE_MINUTES);
         printf("%s\n", _("  -h, --help               show this help and exit"));
@@ -57,7 +59,6 @@ static int parse(int argc, char **argv, TrayOptions *ret, CliAction *ret_action)
                 {},
         };
         TrayOptions o = { .bus = "system",
-                          .pinentry = DEFAULT_PINENTRY,
                           .snooze_usec = (uint64_t) DEFAULT_SNOOZE_MINUTES * 60 * G_USEC_PER_SEC };
         unsigned long minutes;
         char *end;
@@ -103,6 +104,31 @@ static int parse(int argc, char **argv, TrayOptions *ret, CliAction *ret_action)
         *ret = o;
         *ret_action = CLI_RUN;
         return 0;
+}
+
+/* The user's own choice, when gpg-agent.conf makes one: the PIN dialog
+ * they know from GnuPG. NULL without one. */
+static char *gpg_agent_pinentry(void) {
+        const char *home = getenv("GNUPGHOME");
+        g_autofree char *path =
+                home && *home ? g_build_filename(home, "gpg-agent.conf", NULL)
+                              : g_build_filename(g_get_home_dir(), ".gnupg", "gpg-agent.conf", NULL);
+        g_autofree char *text = NULL;
+        g_auto(GStrv) lines = NULL;
+        char *found = NULL;
+
+        if (!g_file_get_contents(path, &text, NULL, NULL))
+                return NULL;
+        lines = g_strsplit(text, "\n", -1);
+        for (char **l = lines; *l; l++) {
+                char *line = g_strstrip(*l);
+
+                if (g_str_has_prefix(line, "pinentry-program") && g_ascii_isspace(line[16])) {
+                        g_free(found);
+                        found = g_strdup(g_strstrip(line + 16));
+                }
+        }
+        return found;
 }
 
 static gboolean on_signal(gpointer userdata) {
@@ -160,6 +186,7 @@ static int run(const TrayOptions *o, GMainLoop *loop) {
 }
 
 int main(int argc, char **argv) {
+        g_autofree char *gpg_pinentry = NULL;
         TrayOptions o;
         CliAction action = CLI_RUN;
         GMainLoop *loop;
@@ -181,6 +208,10 @@ int main(int argc, char **argv) {
                 g_main_loop_unref(loop);
                 return 1;
         }
+        if (!o.pinentry)
+                o.pinentry = gpg_pinentry = gpg_agent_pinentry();
+        if (!o.pinentry)
+                o.pinentry = DEFAULT_PINENTRY;
         r = run(&o, loop);
         g_main_loop_unref(loop);
         notify_uninit();

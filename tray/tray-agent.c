@@ -8,6 +8,9 @@
 #include "secmem.h"
 #include "tray-internal.h"
 
+/* The Agent interface: "the card's PIN, 1 to 8 characters". */
+#define PIN_MAX_LEN 8
+
 /* Only keyrenewd may learn the PIN: the caller must be the unique name
  * that owns keyrenewd's well-known name right now. */
 static int check_sender(sd_bus_message *m, sd_bus_error *error) {
@@ -30,6 +33,8 @@ static void request_done(Tray *t) {
         t->request = sd_bus_message_unref(t->request);
         free(t->request_cert);
         t->request_cert = NULL;
+        g_free(t->request_text);
+        t->request_text = NULL;
 }
 
 static void reply_cancelled(Tray *t, const char *why) {
@@ -55,11 +60,19 @@ static int reply_pin(Tray *t, const char *pin) {
         return r;
 }
 
+static int open_dialog(Tray *t, const char *error);
+
 static void on_pin(int r, char *pin, void *userdata) {
         Tray *t = userdata;
         _cleanup_secmem_ char *secret = pin;
-        TrayNote *note = t->request_cert ? g_hash_table_lookup(t->notes, t->request_cert) : NULL;
 
+        t->pinentry = tray_pinentry_free(t->pinentry);
+        if (r == 0 && strlen(secret) > PIN_MAX_LEN) {
+                /* Nothing was sent: no try is spent. Ask again. */
+                r = open_dialog(t, _("A PIN has 1 to 8 characters: nothing was sent to the key."));
+                if (r >= 0)
+                        return;
+        }
         if (r == 0) {
                 r = reply_pin(t, secret);
                 if (r < 0)
@@ -69,8 +82,6 @@ static void on_pin(int r, char *pin, void *userdata) {
         }
         if (r != -ECANCELED)
                 g_warning("The PIN dialog failed: %s", strerror(-r));
-        if (note && note->cancel_is_later)
-                note->cancel_is_later = false;
         reply_cancelled(t, r == -ECANCELED ? "The user cancelled the PIN dialog."
                                            : "keyrenew-tray could not show the PIN dialog.");
 }
@@ -149,14 +160,11 @@ static char *describe(const PinInfo *info, const TrayCert *c) {
         return g_string_free(s, FALSE);
 }
 
-static int start_dialog(Tray *t, const PinInfo *info, const char *cert) {
-        TrayCert *c = g_hash_table_lookup(t->certs, cert);
-        TrayNote *note = g_hash_table_lookup(t->notes, cert);
-        g_autofree char *description = describe(info, c);
-        const char *error = info->error && *info->error ? info->error : note ? note->last_error : NULL;
+static int open_dialog(Tray *t, const char *error) {
+        TrayNote *note = g_hash_table_lookup(t->notes, t->request_cert);
         TrayPinentryText text = {
                 .title = _("Certificate renewal"),
-                .description = description,
+                .description = t->request_text,
                 .prompt = _("PIN:"),
                 .error = error,
                 .ok = _("Renew"),
@@ -164,6 +172,15 @@ static int start_dialog(Tray *t, const PinInfo *info, const char *cert) {
         };
 
         return tray_pinentry_start(t->options.pinentry, &text, on_pin, t, &t->pinentry);
+}
+
+/* The error shown: keyrenewd's, else why the tray's last try failed. */
+static const char *last_error(Tray *t, const PinInfo *info, const char *cert) {
+        TrayNote *note = g_hash_table_lookup(t->notes, cert);
+
+        if (info->error && *info->error)
+                return info->error;
+        return note ? note->last_error : NULL;
 }
 
 static int method_request_pin(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -184,14 +201,20 @@ static int method_request_pin(sd_bus_message *m, void *userdata, sd_bus_error *e
                 r = read_info(m, &info);
         if (r < 0)
                 return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS, "Expected (o, a{sv}).");
-        r = start_dialog(t, &info, cert);
+        t->request_cert = strdup(cert);
+        t->request_text = describe(&info, g_hash_table_lookup(t->certs, cert));
+        if (!t->request_cert) {
+                request_done(t);
+                return -ENOMEM;
+        }
+        r = open_dialog(t, last_error(t, &info, cert));
         if (r < 0) {
+                request_done(t);
                 g_warning("Cannot start the PIN dialog %s: %s", t->options.pinentry, strerror(-r));
                 return sd_bus_error_setf(error, ERROR_PREFIX "Cancelled",
                                          "keyrenew-tray cannot show the PIN dialog: %s", strerror(-r));
         }
         t->request = sd_bus_message_ref(m);
-        t->request_cert = strdup(cert);
         /* A renewal keyrenewd resumes by itself: the tray follows it too. */
         note = tray_note(t, cert);
         if (note)

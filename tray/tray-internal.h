@@ -68,6 +68,7 @@ struct Tray {
         bool registered;
         sd_bus_message *request; /* the RequestPin being answered */
         char *request_cert;
+        char *request_text; /* what the PIN dialog says */
         TrayPinentry *pinentry;
 };
 

@@ -7,6 +7,7 @@ sending ActionInvoked. The PIN dialog is tray_pinentry.py, a scripted
 pinentry that logs what it was asked. Every story runs in English and in
 Simplified Chinese. Needs root (the private pcscd)."""
 
+import html
 import json
 import os
 import pathlib
@@ -20,6 +21,7 @@ from keyrenew_testbed import wait_for
 from keyrenew_testbed.clients import show
 from test_daemon_core import BUILD, PrivateBus
 from test_renewal import Env, order_state, serial_of
+from test_renewal_faults import reference_steps
 
 HERE = pathlib.Path(__file__).resolve().parent
 TRAY = BUILD / "tray" / "keyrenew-tray"
@@ -50,6 +52,12 @@ TEXT = {
         "open": "Open the order page",
         "interrupted": "Plug the key in again",
         "dialog": "Renew the certificate of",
+        "resume": "This finishes a renewal that was interrupted.",
+        "expires": "Certificate expires in {} days",
+        "apply": "Apply for its renewal on your CA's portal.",
+        "failed": "Renewal failed",
+        "later-again": "Try again later.",
+        "too-long": "A PIN has 1 to 8 characters: nothing was sent to the key.",
         "no-buttons": "A PIN dialog opens now",
     },
     "zh_CN": {
@@ -71,6 +79,12 @@ TEXT = {
         "open": "打开订单页面",
         "interrupted": "请重新插入 UKey",
         "dialog": "续期证书：",
+        "resume": "这将完成一次曾被中断的续期。",
+        "expires": "证书将在 {} 天后到期",
+        "apply": "请在 CA 的网站上申请续期。",
+        "failed": "续期失败",
+        "later-again": "请稍后重试。",
+        "too-long": "PIN 为 1 到 8 个字符：没有向密钥发送任何内容。",
         "no-buttons": "现在会弹出 PIN 对话框",
     },
 }
@@ -110,12 +124,19 @@ class Desktop:
                              PATH=f"{bindir}:{os.environ['PATH']}", LANG="C.UTF-8", LC_ALL="",
                              LANGUAGE="C" if lang == "en" else lang, KEYRENEW_LOCALEDIR=str(BUILD / "po"))
         self.tray_env.pop("DBUS_SYSTEM_BUS_ADDRESS", None)
+        gnupg = self.dir / "gnupg"
+        gnupg.mkdir(mode=0o700)
+        (gnupg / "gpg-agent.conf").write_text(f"# the user's choice\npinentry-program {PINENTRY}\n")
+        self.tray_env["GNUPGHOME"] = str(gnupg)
 
-    def start(self, *args):
+    def start(self, *args, pinentry_option=True):
+        """pinentry_option False: the tray finds the scripted pinentry in
+        $GNUPGHOME/gpg-agent.conf, as the user's choice."""
         self.tray_log = open(self.dir / "tray.log", "ab")
         # e.g. KEYRENEW_TRAY_WRAPPER="valgrind --error-exitcode=1 --leak-check=full"
         wrapper = os.environ.get("KEYRENEW_TRAY_WRAPPER", "").split()
-        self.tray = subprocess.Popen([*wrapper, TRAY, "--bus", self.env.bus.address, "--pinentry", PINENTRY, *args],
+        option = ["--pinentry", PINENTRY] if pinentry_option else []
+        self.tray = subprocess.Popen([*wrapper, TRAY, "--bus", self.env.bus.address, *option, *args],
                                      env=self.tray_env, stdout=self.tray_log, stderr=self.tray_log)
         return self
 
@@ -123,7 +144,8 @@ class Desktop:
         self.pin_script.write_text("".join(l + "\n" for l in lines))
 
     def notes(self):
-        """Every Notify call: dicts of summary, body, actions {key: label},
+        """Every Notify call: dicts of summary, body (markup unescaped: the
+        server has body-markup), actions {key: label},
         hints, replaces, and the id the mock gave."""
         out = []
         next_id = 1
@@ -134,7 +156,7 @@ class Desktop:
                 next_id += 1
             acts = [str(a) for a in actions]
             out.append({"id": nid, "replaces": int(replaces), "app": str(app), "summary": str(summary),
-                        "body": str(body), "actions": dict(zip(acts[::2], acts[1::2])),
+                        "body": html.unescape(str(body)), "actions": dict(zip(acts[::2], acts[1::2])),
                         "hints": {str(k): v for k, v in hints.items()}, "timeout": int(timeout)})
         return out
 
@@ -258,11 +280,14 @@ def test_update_now_pin_progress_success(env, desktop):
 
 
 def test_wrong_pin_then_retry(env, desktop):
+    """A PIN too long is refused before it reaches the key (no try spent);
+    a wrong one costs a try and is never retried by itself; Try again asks
+    again, showing why. The dialog is the one gpg-agent.conf names."""
     d = desktop
     state, _, order = approved_key(env)
     env.start()
-    d.answers("pin 654321", "pin 123456")
-    d.start()
+    d.answers("pin 123456789", "pin 654321", "pin 123456")
+    d.start(pinentry_option=False)
     card = env.bed.insert(state)
     try:
         i, note = d.wait_note(d.t["approved"])
@@ -274,11 +299,13 @@ def test_wrong_pin_then_retry(env, desktop):
         assert order_state(env, order) == "approved"
         # Never asked again by itself: the person chooses to try again.
         time.sleep(1)
-        assert len(d.dialogs()) == 1
+        assert len(d.dialogs()) == 2
         d.click(wrong, "retry")
         d.wait_note(d.t["renewed"], after=i, timeout=90)
-        first, second = d.wait_dialogs(2)
-        assert d.t["tries3"] in first["SETDESC"] and "SETERROR" not in first
+        too_long, first, second = d.wait_dialogs(3)
+        assert d.t["tries3"] in too_long["SETDESC"] and "SETERROR" not in too_long
+        assert first["SETERROR"] == d.t["too-long"]
+        assert d.t["tries3"] in first["SETDESC"]
         assert d.t["tries2"] in second["SETDESC"]
         assert second.get("SETERROR"), "the dialog must say why the last PIN failed"
         assert order_state(env, order) == "installed"
@@ -451,3 +478,85 @@ def test_one_tray_per_session(env):
         assert d.tray.poll() is None
     finally:
         assert d.stop() == 0, d.output()
+
+
+def test_key_pulled_while_writing_then_resumed(env, desktop):
+    """The key vanishes right before the new certificate is written; the
+    tray says to plug it in again; once it is back, keyrenewd resumes the
+    renewal by itself, the tray asks for the PIN (saying it finishes the
+    interrupted renewal) and shows the result."""
+    d = desktop
+    env.start()
+    read_apdus, steps = reference_steps(env, "no")
+    put = next(i for i, ins in steps if ins == "DB")
+    state, old_pem, order = approved_key(env, name="pulled")
+    # A new keyrenewd asks the portal at once about a key it first sees.
+    env.start()
+    d.answers("pin 123456", "pin 123456")
+    d.start()
+    card = env.bed.insert(state, vanish_after=read_apdus + put - 1)
+    i, note = d.wait_note(d.t["approved"])
+    d.click(note, "update")
+    _, told = wait_for("the tray saying to plug the key in again",
+                       lambda: next(((k, n) for k, n in enumerate(d.notes()) if k > i and
+                                     d.t["interrupted"] in n["body"]), None), 60)
+    assert "retry" not in told["actions"]
+    assert card.wait_exit() == 3
+    env.bed.remove(card.index)
+    card = env.bed.insert(state)
+    try:
+        d.wait_note(d.t["renewed"], after=i + 1, timeout=90)
+        first, second = d.wait_dialogs(2)
+        assert d.t["resume"] not in first["SETDESC"]
+        assert d.t["resume"] in second["SETDESC"]
+        assert order_state(env, order) == "installed"
+        assert len(env.portal.certs_for_order(order)) == 1
+        assert show(state)["pin"]["retries_left"] == 3
+        one_notification(d)
+    finally:
+        env.bed.remove(card.index)
+
+
+def test_expiring_once_per_threshold(env, desktop):
+    """No renewal ordered yet: the warning keyrenewd sends once per
+    threshold, shown once; pulling the key and restarting the tray bring
+    no second one."""
+    d = desktop
+    state, _ = env.key(days=10)
+    env.start()
+    d.start()
+    card = env.bed.insert(state)
+    try:
+        days = env.props(env.cert_path(serial_of(state), state=None), "org.keyrenew.KeyRenew1.Certificate")["DaysLeft"]
+        _, note = d.wait_note(d.t["expires"].format(int(days)))
+        assert d.t["apply"] in note["body"] and str(serial_of(state)) in note["body"]
+        env.bed.remove(card.index)
+        card = env.bed.insert(state)
+        d.tray.terminate()
+        assert d.tray.wait(timeout=10) == 0
+        d.start()
+        time.sleep(3)
+        assert len(d.notes()) == 1, d.notes()
+    finally:
+        env.bed.remove(card.index)
+
+
+def test_portal_down_says_what_next(env, desktop):
+    d = desktop
+    state, _, order = approved_key(env)
+    env.start()
+    d.answers("pin 123456")
+    d.start()
+    card = env.bed.insert(state)
+    try:
+        i, note = d.wait_note(d.t["approved"])
+        env.portal.stop()
+        d.click(note, "update")
+        _, failed = d.wait_note(d.t["failed"], after=i, timeout=90)
+        assert d.t["later-again"] in failed["body"]
+        assert failed["actions"].get("retry") == d.t["retry"]
+        assert order_state(env, order) == "approved"
+        assert show(state)["pin"]["retries_left"] == 3
+        one_notification(d)
+    finally:
+        env.bed.remove(card.index)
