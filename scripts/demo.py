@@ -426,8 +426,8 @@ def desktop_session():
     runtime = pathlib.Path(f"/run/user/{uid}")
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": user.pw_dir, "USER": user.pw_name,
            "LOGNAME": user.pw_name}
-    for name in ("DBUS_SESSION_BUS_ADDRESS", "DISPLAY", "XAUTHORITY", "WAYLAND_DISPLAY", "LANG", "LANGUAGE",
-                 "LC_ALL", "LC_MESSAGES"):
+    for name in ("DBUS_SESSION_BUS_ADDRESS", "DISPLAY", "XAUTHORITY", "WAYLAND_DISPLAY", "GNUPGHOME", "LANG",
+                 "LANGUAGE", "LC_ALL", "LC_MESSAGES"):
         if os.environ.get(name):
             env[name] = os.environ[name]
     if runtime.is_dir():
@@ -439,6 +439,21 @@ def desktop_session():
     if "DBUS_SESSION_BUS_ADDRESS" not in env or not ("DISPLAY" in env or "WAYLAND_DISPLAY" in env):
         return None
     return uid, gid, env
+
+
+def tray_pinentry(env):
+    """The PIN dialog keyrenew-tray runs by itself: gpg-agent.conf's
+    pinentry-program, else /usr/bin/pinentry (tray/keyrenew-tray.c)."""
+    home = env.get("GNUPGHOME") or os.path.join(env["HOME"], ".gnupg")
+    dialog = "/usr/bin/pinentry"
+    try:
+        for line in pathlib.Path(home, "gpg-agent.conf").read_text(errors="replace").splitlines():
+            words = line.split(None, 1)
+            if len(words) == 2 and words[0] == "pinentry-program":
+                dialog = words[1].strip()
+    except OSError:
+        pass
+    return pathlib.Path(dialog)
 
 
 def start_tray(box, build, address, desktop, pinentry):
@@ -574,11 +589,11 @@ def parse_args():
                  "from a terminal on your desktop; sudo may drop them: sudo --preserve-env=DISPLAY,XAUTHORITY,"
                  "WAYLAND_DISPLAY,DBUS_SESSION_BUS_ADDRESS ./scripts/demo.sh --tray")
     if args.tray and not args.pinentry:
-        dialog = pathlib.Path("/usr/bin/pinentry").resolve().name
-        if dialog in ("pinentry-curses", "pinentry-tty"):
-            ap.error(f"--tray needs a PIN dialog for the desktop, and /usr/bin/pinentry is {dialog}, a "
-                     "terminal's: choose pinentry-gnome3 or pinentry-qt (update-alternatives --config pinentry) "
-                     "or name one with --pinentry")
+        dialog = tray_pinentry(args.desktop[2])
+        if dialog.resolve().name in ("pinentry-curses", "pinentry-tty"):
+            ap.error(f"--tray needs a PIN dialog for the desktop, and the tray's is {dialog}, a terminal's: "
+                     "choose pinentry-gnome3 or pinentry-qt (update-alternatives --config pinentry, or "
+                     "pinentry-program in gpg-agent.conf) or name one with --pinentry")
     return args
 
 
