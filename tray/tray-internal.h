@@ -7,6 +7,7 @@
 #include <systemd/sd-bus.h>
 
 #include "tray-pinentry.h"
+#include "tray-warned.h"
 #include "tray.h"
 
 #define BUS_ROOT_PATH "/org/keyrenew/KeyRenew1"
@@ -38,6 +39,9 @@ typedef struct TrayCert {
         char *order;
         char *portal_url;
         char *reject_reason;
+        char *issuer_hash;
+        char *serial;
+        char *status;
         int32_t days_left;
         uint64_t not_after;
 } TrayCert;
@@ -62,6 +66,7 @@ struct Tray {
         sd_bus *bus;
         char *owner; /* keyrenewd's unique name */
         GHashTable *tokens, *certs, *notes;
+        TrayWarned *warned;
         bool actions; /* the notification server shows buttons */
         bool markup;
         sd_bus_slot *agent_object;

@@ -34,6 +34,9 @@ static const PropSpec cert_props[] = {
         { "RenewalOrder", 's', offsetof(TrayCert, order) },
         { "PortalUrl", 's', offsetof(TrayCert, portal_url) },
         { "RejectReason", 's', offsetof(TrayCert, reject_reason) },
+        { "IssuerHash", 's', offsetof(TrayCert, issuer_hash) },
+        { "Serial", 's', offsetof(TrayCert, serial) },
+        { "Status", 's', offsetof(TrayCert, status) },
         { "DaysLeft", 'i', offsetof(TrayCert, days_left) },
         { "NotAfter", 't', offsetof(TrayCert, not_after) },
 };
@@ -60,6 +63,9 @@ static void cert_free(TrayCert *c) {
         free(c->order);
         free(c->portal_url);
         free(c->reject_reason);
+        free(c->issuer_hash);
+        free(c->serial);
+        free(c->status);
         free(c);
 }
 
@@ -259,6 +265,39 @@ static int on_properties_changed(sd_bus_message *m, void *userdata, sd_bus_error
         return 0;
 }
 
+/* keyrenewd's default [Expiry] WarnDays: for a certificate the tray
+ * finds expiring when it starts, the warning keyrenewd sent last. */
+static unsigned threshold_of(int32_t days_left) {
+        static const unsigned thresholds[] = { 1, 3, 7, 14, 30 };
+
+        if (days_left < 0)
+                return 0;
+        for (size_t i = 0; i < ELEMENTSOF(thresholds); i++)
+                if ((unsigned) days_left < thresholds[i])
+                        return thresholds[i];
+        /* Beyond the defaults (WarnDays set higher): a threshold just
+         * above, so that the defaults still warn when crossed. */
+        return (unsigned) days_left + 1;
+}
+
+/* Once per threshold and certificate, unless a renewal under way or
+ * waiting says more than the date. */
+static void warn_expiry(Tray *t, TrayCert *c, uint32_t days_left, unsigned threshold) {
+        const char *state = c->renewal_state ? c->renewal_state : "none";
+        g_autofree char *id = NULL;
+        TrayNote *note;
+
+        if (strcmp(state, "none") != 0 && strcmp(state, "unknown") != 0 && strcmp(state, "installed") != 0)
+                return;
+        id = g_strdup_printf("%s:%s", c->issuer_hash ? c->issuer_hash : "", c->serial ? c->serial : "");
+        note = tray_note(t, c->path);
+        if (!note || note->busy || !tray_warned_is_new(t->warned, id, threshold))
+                return;
+        note_expiring(note, c, days_left);
+        if (tray_warned_record(t->warned, id, threshold) < 0)
+                g_warning("Cannot remember the expiry warning of %s", id);
+}
+
 static int on_managed_objects(sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         Tray *t = userdata;
         const char *path;
@@ -279,8 +318,15 @@ static int on_managed_objects(sd_bus_message *reply, void *userdata, sd_bus_erro
         {
                 g_autofree char **paths = (char **) g_hash_table_get_keys_as_array(t->certs, NULL);
 
-                for (char **p = paths; *p; p++)
+                for (char **p = paths; *p; p++) {
+                        TrayCert *c = g_hash_table_lookup(t->certs, *p);
+
+                        /* A warning keyrenewd sent while nobody was logged in. */
+                        if (c->status && strcmp(c->status, "valid") != 0)
+                                warn_expiry(t, c, (uint32_t) MAX(c->days_left, 0),
+                                            threshold_of(c->days_left));
                         tray_evaluate(t, *p);
+                }
         }
         return 0;
 }
@@ -318,17 +364,9 @@ static int on_expiry_warning(sd_bus_message *m, void *userdata, sd_bus_error *er
         const char *path = sd_bus_message_get_path(m);
         TrayCert *c = path ? g_hash_table_lookup(t->certs, path) : NULL;
         uint32_t days, threshold;
-        TrayNote *note;
 
-        if (!c || sd_bus_message_read(m, "uu", &days, &threshold) < 0)
-                return 0;
-        /* A renewal under way or waiting says more than the date. */
-        if (c->renewal_state && strcmp(c->renewal_state, "none") != 0 &&
-            strcmp(c->renewal_state, "unknown") != 0 && strcmp(c->renewal_state, "installed") != 0)
-                return 0;
-        note = tray_note(t, path);
-        if (note && !note->busy)
-                note_expiring(note, c, days);
+        if (c && sd_bus_message_read(m, "uu", &days, &threshold) >= 0)
+                warn_expiry(t, c, days, threshold);
         return 0;
 }
 
@@ -594,7 +632,9 @@ int tray_new(const TrayOptions *options, Tray **ret) {
         t->certs = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify) cert_free);
         t->notes = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, notes_free);
         read_server_caps(t);
-        r = tray_bus_open(options->bus, &t->bus);
+        r = tray_warned_load(&t->warned);
+        if (r >= 0)
+                r = tray_bus_open(options->bus, &t->bus);
         if (r >= 0)
                 r = add_matches(t);
         if (r >= 0)
@@ -625,6 +665,7 @@ Tray *tray_free(Tray *t) {
                 g_hash_table_destroy(t->certs);
         if (t->tokens)
                 g_hash_table_destroy(t->tokens);
+        tray_warned_free(t->warned);
         free(t->owner);
         free(t);
         return NULL;

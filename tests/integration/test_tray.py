@@ -128,6 +128,8 @@ class Desktop:
         gnupg.mkdir(mode=0o700)
         (gnupg / "gpg-agent.conf").write_text(f"# the user's choice\npinentry-program {PINENTRY}\n")
         self.tray_env["GNUPGHOME"] = str(gnupg)
+        # Where the tray remembers the expiry warnings shown.
+        self.tray_env["XDG_STATE_HOME"] = str(self.dir / "state")
 
     def start(self, *args, pinentry_option=True):
         """pinentry_option False: the tray finds the scripted pinentry in
@@ -558,5 +560,29 @@ def test_portal_down_says_what_next(env, desktop):
         assert order_state(env, order) == "approved"
         assert show(state)["pin"]["retries_left"] == 3
         one_notification(d)
+    finally:
+        env.bed.remove(card.index)
+
+
+def test_expiry_warned_while_nobody_was_logged_in(env, desktop):
+    """keyrenewd warned before the tray ran (the user logs in later): the
+    tray shows the warning when it starts, once; not again when it starts
+    again."""
+    d = desktop
+    state, _ = env.key(days=5)
+    env.start()
+    card = env.bed.insert(state)
+    try:
+        cert = env.cert_path(serial_of(state), state=None)
+        assert env.props(cert, "org.keyrenew.KeyRenew1.Certificate")["Status"] == "expiring"
+        d.start()
+        days = int(env.props(cert, "org.keyrenew.KeyRenew1.Certificate")["DaysLeft"])
+        d.wait_note(d.t["expires"].format(days))
+        assert (d.dir / "state" / "keyrenew-tray" / "warned").read_text().strip().endswith(" 7")
+        d.tray.terminate()
+        assert d.tray.wait(timeout=10) == 0
+        d.start()
+        time.sleep(3)
+        assert len(d.notes()) == 1, d.notes()
     finally:
         env.bed.remove(card.index)
