@@ -181,6 +181,9 @@ static int run(const TrayOptions *o, GMainLoop *loop) {
                         strerror(-r));
                 return r;
         }
+        /* The notifications are enough without it. */
+        if (tray_show_icon(tray, session) < 0)
+                g_message("No status icon");
         g_main_loop_run(loop);
         return 0;
 }

@@ -7,6 +7,7 @@
 #include <systemd/sd-bus.h>
 
 #include "tray-pinentry.h"
+#include "tray-sni.h"
 #include "tray-warned.h"
 #include "tray.h"
 
@@ -67,6 +68,7 @@ struct Tray {
         char *owner; /* keyrenewd's unique name */
         GHashTable *tokens, *certs, *notes;
         TrayWarned *warned;
+        TraySni *sni; /* NULL: no status icon */
         bool actions; /* the notification server shows buttons */
         bool markup;
         sd_bus_slot *agent_object;

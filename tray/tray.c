@@ -505,6 +505,7 @@ void tray_evaluate(Tray *t, const char *cert) {
 
         if (!c)
                 return;
+        tray_sni_changed(t->sni);
         note = tray_note(t, cert);
         if (!note)
                 return;
@@ -650,9 +651,14 @@ int tray_new(const TrayOptions *options, Tray **ret) {
         return 0;
 }
 
+int tray_show_icon(Tray *t, GDBusConnection *session) {
+        return tray_sni_new(t, session, &t->sni);
+}
+
 Tray *tray_free(Tray *t) {
         if (!t)
                 return NULL;
+        t->sni = tray_sni_free(t->sni);
         if (t->request_cert)
                 tray_agent_cancel(t, t->request_cert);
         if (t->notes)

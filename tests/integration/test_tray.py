@@ -58,6 +58,8 @@ TEXT = {
         "failed": "Renewal failed",
         "later-again": "Try again later.",
         "too-long": "A PIN has 1 to 8 characters: nothing was sent to the key.",
+        "menu-approved": "renewal approved: click to update now",
+        "menu-days": "days left",
         "no-buttons": "A PIN dialog opens now",
     },
     "zh_CN": {
@@ -85,6 +87,8 @@ TEXT = {
         "failed": "续期失败",
         "later-again": "请稍后重试。",
         "too-long": "PIN 为 1 到 8 个字符：没有向密钥发送任何内容。",
+        "menu-approved": "续期已批准：点击立即更新",
+        "menu-days": "天",
         "no-buttons": "现在会弹出 PIN 对话框",
     },
 }
@@ -586,3 +590,58 @@ def test_expiry_warned_while_nobody_was_logged_in(env, desktop):
         assert len(d.notes()) == 1, d.notes()
     finally:
         env.bed.remove(card.index)
+
+
+def test_status_icon_menu(env, desktop):
+    """Where the desktop shows status icons (a StatusNotifierWatcher is on
+    the session bus, here dbusmock's): the tray registers one whose menu
+    lists the keys' certificates and their renewal state; clicking an
+    approved renewal starts it."""
+    d = desktop
+    watcher = subprocess.Popen(
+        ["/usr/bin/python3", "-m", "dbusmock", "org.kde.StatusNotifierWatcher", "/StatusNotifierWatcher",
+         "org.kde.StatusNotifierWatcher"],
+        env=dict(os.environ, DBUS_SESSION_BUS_ADDRESS=d.session.address), stdout=subprocess.DEVNULL)
+    try:
+        wait_for("the mock watcher", lambda: d.session.conn.name_has_owner("org.kde.StatusNotifierWatcher"))
+        mock = dbus.Interface(d.session.conn.get_object("org.kde.StatusNotifierWatcher", "/StatusNotifierWatcher"),
+                              "org.freedesktop.DBus.Mock")
+        mock.AddMethod("", "RegisterStatusNotifierItem", "s", "", "")
+        state, _, order = approved_key(env)
+        env.start()
+        d.answers("pin 123456")
+        d.start()
+        card = env.bed.insert(state)
+        try:
+            calls = wait_for("the item registered", lambda: mock.GetMethodCalls("RegisterStatusNotifierItem"))
+            service = str(calls[0][1][0])
+            item = d.session.conn.get_object(service, "/StatusNotifierItem")
+            menu = dbus.Interface(d.session.conn.get_object(service, "/MenuBar"), "com.canonical.dbusmenu")
+
+            def approved_entry():
+                _, (_, _, children) = menu.GetLayout(0, -1, dbus.Array([], signature="s"))
+                for child in children:
+                    cid, props, _ = child
+                    if d.t["menu-approved"] in str(props["label"]):
+                        return int(cid), str(props["label"]), bool(props["enabled"])
+                return None
+            cid, label, enabled = wait_for("the approved renewal in the menu", approved_entry, 30)
+            assert f"{serial_of(state)}/9a" in label and "card" in label and enabled, label
+            assert item.Get("org.kde.StatusNotifierItem", "Status", dbus_interface=dbus.PROPERTIES_IFACE) \
+                == "NeedsAttention"
+            i = len(d.notes())
+            menu.Event(cid, "clicked", dbus.String("", variant_level=1), dbus.UInt32(0))
+            d.wait_note(d.t["renewed"], after=i, timeout=90)
+            assert order_state(env, order) == "installed"
+
+            def renewed_entry():
+                _, (_, _, children) = menu.GetLayout(0, -1, dbus.Array([], signature="s"))
+                labels = [str(c[1]["label"]) for c in children]
+                return labels if any(d.t["menu-days"] in l for l in labels) else None
+            labels = wait_for("the renewed certificate in the menu", renewed_entry, 30)
+            assert not any(d.t["menu-approved"] in l for l in labels), labels
+        finally:
+            env.bed.remove(card.index)
+    finally:
+        watcher.terminate()
+        watcher.wait(timeout=10)
