@@ -510,7 +510,9 @@ void tray_evaluate(Tray *t, const char *cert) {
         if (!note)
                 return;
         if (note->busy) {
-                if (tok)
+                /* Not while the PIN is asked for: the question (or, without
+                 * buttons, the prompt that explains the PIN dialog) stays. */
+                if (tok && streq_ptr(tok->state, "renewing"))
                         note_progress(note, c, tok);
                 return;
         }
