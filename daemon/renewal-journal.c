@@ -749,9 +749,12 @@ int renewal_history_append(int dir_fd, const RenewalJournal *j, time_t now) {
         r = history_has(dir_fd, j);
         if (r != 0)
                 return r < 0 ? r : 0;
-        r = new_cert_facts(j, &serial, &not_after);
-        if (r < 0)
-                return r;
+        /* The load checks the certificate against the key with d2i_X509()
+         * alone, which takes dates x509-info cannot read: record the outcome
+         * without the new serial and date then, or the journal could never
+         * be removed (its history line is written first). */
+        if (new_cert_facts(j, &serial, &not_after) == -ENOMEM)
+                return -ENOMEM;
         o = json_pack("{s:s, s:s, s:i, s:s, s:s, s:s?, s:s?, s:I, s:s, s:s?, s:I}", "order", j->order_id,
                       "token", j->token_serial, "slot", (int) j->slot, "old_cert", j->old_cert_id,
                       "old_serial", strchr(j->old_cert_id, ':') + 1, "new_serial", serial, "not_after",
