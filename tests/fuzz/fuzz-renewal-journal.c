@@ -78,14 +78,17 @@ static void put_file(const char *name, const void *a, size_t a_len, const void *
 }
 
 /* The header the journal's writer puts before its JSON: the SHA-256 of
- * the JSON (the line break after it excluded). */
+ * the JSON (the line break after it excluded), in upper-case hex as
+ * hex_format() writes it. */
 static void put_json(const uint8_t *json, size_t len) {
+        _cleanup_free_ char *header = NULL, *body = NULL;
         unsigned char md[32];
         unsigned md_len = 0;
-        _cleanup_free_ char *hex = NULL, *header = NULL, *body = NULL;
+        char hex[65];
 
-        if (!EVP_Digest(json, len, md, &md_len, EVP_sha256(), NULL) || !(hex = hex_encode(md, md_len)) ||
-            asprintf(&header, MAGIC " 1 %s\n", hex) < 0 || !(body = malloc(len + 1)))
+        if (!EVP_Digest(json, len, md, &md_len, EVP_sha256(), NULL) ||
+            hex_format(md, md_len, 0, hex, sizeof hex) < 0 || asprintf(&header, MAGIC " 1 %s\n", hex) < 0 ||
+            !(body = malloc(len + 1)))
                 abort();
         if (len > 0)
                 memcpy(body, json, len);

@@ -365,7 +365,8 @@ def renewal_journal(build):
         seeds["json-" + name] = b"\x01" + body
     for name in ("started", "issued", "done"):
         body = bodies[name]
-        header = b"keyrenew-renewal-journal 1 " + hashlib.sha256(body).hexdigest().encode() + b"\n"
+        # The checksum in upper case, as hex_format() writes it.
+        header = b"keyrenew-renewal-journal 1 " + hashlib.sha256(body).hexdigest().upper().encode() + b"\n"
         seeds["file-" + name] = b"\x00" + header + body + b"\n"
     line = {"order": ORDER, "token": "19088743", "slot": 0x9a, "old_cert": m["old_cert_id"],
             "old_serial": m["old_cert_id"].split(":")[1], "new_serial": "1f", "not_after": "2027-11-27T00:00:00Z",
