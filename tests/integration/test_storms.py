@@ -82,6 +82,17 @@ def fds(pid):
     return out
 
 
+def steady_fds(pid, samples=5):
+    """The descriptors open in each of a few samples a tenth of a second
+    apart: one that only comes and goes (a token file being saved) is
+    work in progress, one that leaks stays."""
+    tables = []
+    for _ in range(samples):
+        tables.append(fds(pid))
+        time.sleep(0.1)
+    return {fd: target for fd, target in tables[0].items() if all(t.get(fd) == target for t in tables)}
+
+
 def fd_kinds(table):
     """Counts by kind: sockets, pipes, anon inodes (eventfd, epoll...), files."""
     kinds = {}
@@ -303,7 +314,7 @@ def storm_rounds(storm, rounds, measure_rss):
         storm.vanishing_clients(certs[0])
     storm.wait_no_agent()
     storm.wait_all_read()
-    rss0, fd0 = rss_kib(storm.pid), fds(storm.pid)
+    rss0, fd0 = rss_kib(storm.pid), steady_fds(storm.pid)
 
     interrupted = None
     for n in range(rounds):
@@ -340,7 +351,7 @@ def storm_rounds(storm, rounds, measure_rss):
     env.bus.conn.get_object(BUS_NAME, PATH).Refresh(dbus_interface=MANAGER, timeout=60 * storm.slow)
     refresh_s = time.monotonic() - t
     storm.wait_all_read()
-    rss1, fd1 = rss_kib(storm.pid), fds(storm.pid)
+    rss1, fd1 = rss_kib(storm.pid), steady_fds(storm.pid)
 
     # The renewal the portal's absence interrupted resumes; a fresh one works.
     res = storm.renew(certs[1])
