@@ -55,6 +55,8 @@ typedef struct TrayNote {
         char *prompted;        /* the state last prompted for ("approved:ORDER:1") */
         int64_t snoozed_until; /* monotonic usec; 0 not snoozed */
         guint snooze_timer;
+        guint settle_timer; /* the key is out: ask for it if it stays out */
+        bool settled;
         bool busy;            /* a renewal the tray takes part in is under way */
         sd_bus_slot *call;    /* our Manager.Renew */
         char *last_error;     /* why the last try failed: shown in the PIN dialog */
@@ -65,7 +67,6 @@ typedef struct TrayNote {
 struct Tray {
         TrayOptions options;
         sd_bus *bus;
-        char *owner; /* keyrenewd's unique name */
         GHashTable *tokens, *certs, *notes;
         TrayWarned *warned;
         TraySni *sni; /* NULL: no status icon */

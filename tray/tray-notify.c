@@ -98,6 +98,8 @@ void note_free(TrayNote *note) {
                 g_object_unref(note->n);
         if (note->snooze_timer)
                 g_source_remove(note->snooze_timer);
+        if (note->settle_timer)
+                g_source_remove(note->settle_timer);
         sd_bus_slot_unref(note->call);
         free(note->cert);
         free(note->prompted);

@@ -13,6 +13,8 @@
 /* A renewal writes to the card and talks to the portal; keyrenewd ends
  * it itself well before this. */
 #define RENEW_TIMEOUT_USEC (10ULL * 60ULL * G_USEC_PER_SEC)
+/* How long a key must stay out before the tray asks for it. */
+#define SETTLE_MSEC 3000
 
 typedef struct PropSpec {
         const char *name;
@@ -343,8 +345,6 @@ static int on_owner_changed(sd_bus_message *m, void *userdata, sd_bus_error *err
 
         if (sd_bus_message_read(m, "sss", &name, &old_owner, &new_owner) < 0)
                 return 0;
-        free(t->owner);
-        t->owner = *new_owner ? strdup(new_owner) : NULL;
         t->registered = false;
         if (!*new_owner) {
                 /* Its PIN request died with it. */
@@ -497,6 +497,16 @@ static void prompt(TrayNote *note, const TrayCert *c, const TrayToken *tok) {
         }
 }
 
+static gboolean on_settled(gpointer userdata) {
+        TrayNote *note = userdata;
+
+        note->settle_timer = 0;
+        note->settled = true;
+        tray_evaluate(note->tray, note->cert);
+        note->settled = false;
+        return G_SOURCE_REMOVE;
+}
+
 void tray_evaluate(Tray *t, const char *cert) {
         TrayCert *c = g_hash_table_lookup(t->certs, cert);
         TrayToken *tok = c && c->token ? g_hash_table_lookup(t->tokens, c->token) : NULL;
@@ -517,8 +527,20 @@ void tray_evaluate(Tray *t, const char *cert) {
                 return;
         }
         key = prompt_key(c, tok);
+        if (note->settle_timer && !g_str_has_suffix(key, ":0")) {
+                g_source_remove(note->settle_timer);
+                note->settle_timer = 0;
+        }
         if (renewing(tok) || streq_ptr(key, note->prompted) || snoozed(note))
                 return;
+        /* "Insert your key" only for a key that stays out: not for one
+         * pulled and plugged in again at once, nor for the moment a
+         * restarted keyrenewd shows a key before it has seen the reader. */
+        if (g_str_has_suffix(key, ":0") && !note->settled) {
+                if (!note->settle_timer)
+                        note->settle_timer = g_timeout_add(SETTLE_MSEC, on_settled, note);
+                return;
+        }
         free(note->prompted);
         note->prompted = TAKE_PTR(key);
         if (*note->prompted)
@@ -674,7 +696,6 @@ Tray *tray_free(Tray *t) {
         if (t->tokens)
                 g_hash_table_destroy(t->tokens);
         tray_warned_free(t->warned);
-        free(t->owner);
         free(t);
         return NULL;
 }

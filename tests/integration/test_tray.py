@@ -645,3 +645,27 @@ def test_status_icon_menu(env, desktop):
     finally:
         watcher.terminate()
         watcher.wait(timeout=10)
+
+
+def test_keyrenewd_restarts(env, desktop):
+    """keyrenewd stops and starts again (an upgrade): the tray follows it,
+    registers its agent again, does not prompt a second time for the same
+    approval, and the prompt on screen still works."""
+    d = desktop
+    state, _, order = approved_key(env)
+    env.start()
+    d.answers("pin 123456")
+    d.start()
+    card = env.bed.insert(state)
+    try:
+        i, note = d.wait_note(d.t["approved"])
+        env.start()
+        env.cert_path(serial_of(state))
+        time.sleep(2)
+        assert [n["summary"] for n in d.notes()[i + 1:]] == [], d.notes()
+        d.click(note, "update")
+        d.wait_note(d.t["renewed"], after=i, timeout=90)
+        assert order_state(env, order) == "installed"
+        one_notification(d)
+    finally:
+        env.bed.remove(card.index)
