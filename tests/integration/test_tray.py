@@ -669,3 +669,30 @@ def test_keyrenewd_restarts(env, desktop):
         one_notification(d)
     finally:
         env.bed.remove(card.index)
+
+
+def test_only_keyrenewd_gets_the_pin(env, desktop):
+    """Another program on the system bus calling the tray's agent gets
+    AccessDenied, and no PIN dialog opens."""
+    d = desktop
+    env.start()
+    d.start()
+    bus = env.bus.conn.get_object("org.freedesktop.DBus", "/org/freedesktop/DBus")
+
+    def tray_name():
+        for name in bus.ListNames(dbus_interface="org.freedesktop.DBus"):
+            if name.startswith(":") and bus.GetConnectionUnixProcessID(
+                    name, dbus_interface="org.freedesktop.DBus") == d.tray.pid:
+                return str(name)
+        return None
+    name = wait_for("the tray on the system bus", tray_name)
+    agent = dbus.Interface(env.bus.conn.get_object(name, "/org/keyrenew/tray/agent"),
+                           "org.keyrenew.KeyRenew1.Agent")
+    for call in (lambda: agent.RequestPin(dbus.ObjectPath("/org/keyrenew/KeyRenew1/token/x/cert/_39a"),
+                                          dbus.Dictionary({}, signature="sv")),
+                 lambda: agent.Cancel(dbus.ObjectPath("/org/keyrenew/KeyRenew1/token/x/cert/_39a"))):
+        with pytest.raises(dbus.DBusException) as e:
+            call()
+        assert e.value.get_dbus_name() == "org.freedesktop.DBus.Error.AccessDenied"
+    time.sleep(1)
+    assert not d.dialogs()
