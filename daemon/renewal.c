@@ -16,6 +16,7 @@
 #include "cmp-client.h"
 #include "hex.h"
 #include "i18n.h"
+#include "log.h"
 #include "macro.h"
 #include "piv.h"
 #include "portal-status.h"
@@ -519,6 +520,9 @@ static int request_certificate(Run *run) {
 
         report(run, "requesting", 35);
         r = cmp_client_renew(&o, install, run, &cert, &res);
+        log_debug("CMP: %u HTTP exchange(s) in %.1f ms, %.1f ms of it the portal's own (%s)", res.exchanges,
+                  res.wait_us / 1000.0, res.portal_us / 1000.0,
+                  res.portal_us_known ? "X-Portal-Time-Us" : "unknown");
         if (r >= 0) {
                 r = renewal_journal_advance(run->p->dir_fd, j, RENEWAL_CONFIRMED, time(NULL));
                 if (r < 0)
