@@ -722,7 +722,7 @@ static void manager_read_done(Manager *m, Reader *r, const TokenRead *read) {
                    (double) (uv_hrtime() - r->read_started_ns) / 1e6, t->n_certs, t->pin_retries);
         manager_portal_sync_certs(m);
         if (r->inserted) {
-                manager_portal_ask(m, t);
+                r->ask_portal = true;
                 manager_renew_token_read(m, r, t);
         }
         r->inserted = false;
@@ -734,7 +734,7 @@ static void manager_read_failed(Manager *m, Reader *r, const TokenRead *read) {
         /* A key plugged in and known, even if not read to the end: ask
          * about the certificates it is known to hold. */
         if (r->inserted && r->token)
-                manager_portal_ask(m, r->token);
+                r->ask_portal = true;
         r->inserted = false;
         read_error_message(read->error, message, sizeof message);
         if (read->error == -EMEDIUMTYPE)
@@ -747,6 +747,20 @@ static void manager_read_failed(Manager *m, Reader *r, const TokenRead *read) {
         token_object_read_failed(r->token, message);
         manager_update_token(m, r->token);
         token_object_reply_waiters(r->token, BUS_ERROR_CARD_ERROR, message);
+}
+
+/* Keys plugged in together are asked about in one request: the portal
+ * hears of them once the last of the reads under way is over. */
+static void manager_portal_ask_inserted(Manager *m) {
+        if (manager_reading(m))
+                return;
+        for (size_t i = 0; i < m->n_readers; i++) {
+                Reader *r = &m->readers[i];
+
+                if (r->ask_portal && r->token)
+                        manager_portal_ask(m, r->token);
+                r->ask_portal = false;
+        }
 }
 
 static void on_token_read(TokenWorker *w, const TokenRead *read, void *userdata) {
@@ -772,8 +786,10 @@ static void on_token_read(TokenWorker *w, const TokenRead *read, void *userdata)
                 manager_read_failed(m, r, read);
                 break;
         }
-        if (read->stage != TOKEN_READ_IDENTIFIED)
+        if (read->stage != TOKEN_READ_IDENTIFIED) {
                 manager_flush_held_news(m);
+                manager_portal_ask_inserted(m);
+        }
         manager_check_refresh(m);
 }
 
@@ -801,6 +817,9 @@ static void manager_card_removed(Manager *m, Reader *r) {
         TokenObject *t = r->token;
 
         log_reader(r->name, NULL, "Card removed from %s", r->name);
+        if (r->ask_portal && t)
+                manager_portal_ask(m, t);
+        r->ask_portal = false;
         if (!manager_renew_card_removed(m, r))
                 token_worker_close(r->worker);
         r->worker = NULL;

@@ -30,6 +30,7 @@ typedef struct Reader {
         TokenObject *token;       /* what the card turned out to be, once identified */
         uint64_t read_started_ns; /* uv_hrtime() when the last read was asked for */
         bool inserted;            /* the read under way is the first since the card went in */
+        bool ask_portal;          /* read since it went in: the portal is to hear of it */
 } Reader;
 
 typedef struct RenewalJob RenewalJob;

@@ -84,8 +84,8 @@ int portal_client_start(PortalClient *c);
 void portal_client_stop(PortalClient *c);
 
 /* A key holding certs was inserted: ask about them again even if the
- * portal said they are not its own, and poll now unless a Retry-After
- * forbids it or an ask-now happened less than a minute ago. */
+ * portal said they are not its own, and poll now, or once a Retry-After
+ * allows, or a minute after the last poll an ask-now moved earlier. */
 int portal_client_key_inserted(PortalClient *c, char *const *certs, size_t n_certs);
 /* The user asked for a refresh: poll now, as limited above. */
 void portal_client_refresh(PortalClient *c);

@@ -59,13 +59,17 @@ void portal_schedule_retry_after(PortalSchedule *s, usec_t now, uint64_t retry_a
 
 bool portal_schedule_ask_now(PortalSchedule *s, usec_t now) {
         usec_t at = now > s->not_before ? now : s->not_before;
+        usec_t gap_end = s->last_ask_now + PORTAL_ASK_NOW_MIN_GAP_SEC * USEC_PER_SEC;
 
-        if (s->asked_now && now - s->last_ask_now < PORTAL_ASK_NOW_MIN_GAP_SEC * USEC_PER_SEC)
-                return false;
+        /* Deferred, not dropped: a key plugged in right after another one
+         * is asked about within the minute, not at the next regular poll
+         * hours later. */
+        if (s->asked_now && at < gap_end)
+                at = gap_end;
         if (at >= s->next)
                 return false;
         s->next = at;
-        s->last_ask_now = now;
+        s->last_ask_now = at;
         s->asked_now = true;
         return true;
 }

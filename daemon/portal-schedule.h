@@ -26,7 +26,7 @@ typedef struct PortalSchedule {
         usec_t interval;     /* the portal's poll_interval, else the configured default */
         usec_t next;         /* when to poll next */
         usec_t not_before;   /* a Retry-After: nothing polls earlier, not even a key insertion */
-        usec_t last_ask_now; /* when an ask-now last moved the next poll earlier */
+        usec_t last_ask_now; /* when the poll an ask-now last moved earlier is due */
         bool asked_now;      /* last_ask_now is set */
         unsigned failures;   /* consecutive failed polls */
 } PortalSchedule;
@@ -53,8 +53,8 @@ void portal_schedule_failed(PortalSchedule *s, usec_t now, uint32_t rnd);
 void portal_schedule_retry_after(PortalSchedule *s, usec_t now, uint64_t retry_after_sec, uint32_t rnd);
 
 /* A key was inserted or the user asked for a refresh: poll now (or as soon
- * as a Retry-After allows), unless an earlier ask-now did so less than a
- * minute ago. Returns true when the next poll moved earlier. */
+ * as a Retry-After allows), but no sooner than a minute after the poll an
+ * earlier ask-now moved. Returns true when the next poll moved earlier. */
 bool portal_schedule_ask_now(PortalSchedule *s, usec_t now);
 
 /* Up to 10 % of base, scaled by rnd / 2^32. */

@@ -112,14 +112,20 @@ static void test_ask_now(void) {
         ASSERT_TRUE(portal_schedule_ask_now(&s, T0 + SEC(3600)));
         ASSERT_EQ(s.next, T0 + SEC(3600));
         portal_schedule_answered(&s, T0 + SEC(3601), 0, RND_NONE);
-        /* Again 59 s after the last ask-now: no; at 60 s: yes. */
-        ASSERT_TRUE(!portal_schedule_ask_now(&s, T0 + SEC(3659)));
-        ASSERT_EQ(s.next, T0 + SEC(3601) + SEC(21600));
-        ASSERT_TRUE(portal_schedule_ask_now(&s, T0 + SEC(3660)));
+        /* Again 59 s after the last ask-now: deferred to the end of its
+         * minute, not dropped until the regular poll; more asks within it
+         * change nothing. */
+        ASSERT_TRUE(portal_schedule_ask_now(&s, T0 + SEC(3659)));
         ASSERT_EQ(s.next, T0 + SEC(3660));
-        /* A poll already due now is not moved, and does not use up the minute. */
-        ASSERT_TRUE(!portal_schedule_ask_now(&s, T0 + SEC(3720)));
+        ASSERT_TRUE(!portal_schedule_ask_now(&s, T0 + SEC(3659) + 500000));
         ASSERT_EQ(s.next, T0 + SEC(3660));
+        /* The next minute is counted from that poll. */
+        portal_schedule_answered(&s, T0 + SEC(3661), 0, RND_NONE);
+        ASSERT_TRUE(portal_schedule_ask_now(&s, T0 + SEC(3700)));
+        ASSERT_EQ(s.next, T0 + SEC(3720));
+        /* A poll already due is not moved, and does not use up the minute. */
+        ASSERT_TRUE(!portal_schedule_ask_now(&s, T0 + SEC(3710)));
+        ASSERT_EQ(s.next, T0 + SEC(3720));
 
         /* A Retry-After wins over a key insertion: the poll moves to its end. */
         portal_schedule_init(&s, 21600, T0);
