@@ -68,6 +68,7 @@ void manager_free(Manager *m) {
                 token_worker_close(m->readers[i].worker);
         manager_renew_done(m);
         wall_timer_close(m->expiry_timer);
+        token_store_writer_close(m->store);
         for (size_t i = 0; i < m->n_tokens; i++)
                 token_object_free(m->tokens[i]);
         free(m->tokens);
@@ -99,12 +100,14 @@ static uint64_t now_usec(void) {
         return (uint64_t) ts.tv_sec * UINT64_C(1000000) + (uint64_t) ts.tv_nsec / 1000;
 }
 
+/* Off the loop: the file's fsyncs take milliseconds that every key
+ * plugged in and every bus call would otherwise wait for. */
 static void manager_save_token(Manager *m, TokenObject *t) {
         int r;
 
-        if (!m->state_dir)
+        if (!m->store)
                 return;
-        r = token_store_save(m->state_dir, t);
+        r = token_store_writer_save(m->store, t);
         if (r < 0)
                 log_warning_errno(r, "Cannot remember token %s in %s", t->key, m->state_dir);
 }
@@ -496,6 +499,8 @@ int manager_new(uv_loop_t *loop, sd_bus *bus, const ManagerSettings *settings, M
         m->n_warn_days = MIN(settings->n_warn_days, ELEMENTSOF(m->warn_days));
         memcpy(m->warn_days, settings->warn_days, m->n_warn_days * sizeof m->warn_days[0]);
         r = settings->state_dir && !(m->state_dir = strdup(settings->state_dir)) ? -ENOMEM : 0;
+        if (r >= 0 && m->state_dir)
+                r = token_store_writer_new(loop, m->state_dir, &m->store);
         if (r >= 0)
                 r = wall_timer_new(loop, on_expiry_timer, m, &m->expiry_timer);
         if (r >= 0 && !(m->settle_timer = malloc(sizeof *m->settle_timer)))

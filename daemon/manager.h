@@ -72,7 +72,8 @@ struct Manager {
         unsigned warn_days[CONFIG_WARN_DAYS_MAX];
         size_t n_warn_days;
         char *state_dir;
-        TokenObject **tokens; /* every token known, present or not */
+        struct TokenStoreWriter *store; /* writes the tokens' files, when there is a state_dir */
+        TokenObject **tokens;           /* every token known, present or not */
         size_t n_tokens;
         WallTimer *expiry_timer;
         sd_bus_message **refresh_waiters; /* Manager.Refresh() calls waiting for the reads */

@@ -105,19 +105,15 @@ static int write_token(FILE *f, const TokenObject *t) {
         return 0;
 }
 
-int token_store_save(const char *dir, const TokenObject *t) {
-        _cleanup_free_ char *tokens = NULL, *path = NULL, *text = NULL;
+/* t's file name under dir and what it is to hold. */
+static int format_token(const char *dir, const TokenObject *t, char **ret_path, char **ret_text,
+                        size_t *ret_len) {
+        _cleanup_free_ char *path = NULL, *text = NULL;
         _cleanup_fclose_ FILE *f = NULL;
         size_t len = 0;
         int r;
 
-        r = tokens_dir(dir, &tokens);
-        if (r < 0)
-                return r;
-        /* systemd makes the state directory; --state-dir may name a new one. */
-        if ((mkdir(dir, 0700) < 0 && errno != EEXIST) || (mkdir(tokens, 0700) < 0 && errno != EEXIST))
-                return negative_errno();
-        if (asprintf(&path, "%s/%s" STORE_SUFFIX, tokens, t->name) < 0) {
+        if (asprintf(&path, "%s/tokens/%s" STORE_SUFFIX, dir, t->name) < 0) {
                 path = NULL;
                 return -ENOMEM;
         }
@@ -130,7 +126,147 @@ int token_store_save(const char *dir, const TokenObject *t) {
         /* Closing the stream is what makes text and len final. */
         if (fclose(TAKE_PTR(f)) != 0)
                 return -ENOMEM;
+        *ret_path = TAKE_PTR(path);
+        *ret_text = TAKE_PTR(text);
+        *ret_len = len;
+        return 0;
+}
+
+static int write_file(const char *dir, const char *path, const char *text, size_t len) {
+        _cleanup_free_ char *tokens = NULL;
+        int r;
+
+        r = tokens_dir(dir, &tokens);
+        if (r < 0)
+                return r;
+        /* systemd makes the state directory; --state-dir may name a new one. */
+        if ((mkdir(dir, 0700) < 0 && errno != EEXIST) || (mkdir(tokens, 0700) < 0 && errno != EEXIST))
+                return negative_errno();
         return atomic_file_write(path, text, len, 0600);
+}
+
+int token_store_save(const char *dir, const TokenObject *t) {
+        _cleanup_free_ char *path = NULL, *text = NULL;
+        size_t len;
+        int r;
+
+        r = format_token(dir, t, &path, &text, &len);
+        if (r < 0)
+                return r;
+        return write_file(dir, path, text, len);
+}
+
+/* One token file with a write under way on the thread pool. */
+typedef struct PendingFile {
+        struct PendingFile *next;
+        TokenStoreWriter *writer;
+        uv_work_t work;
+        char *path;
+        char *text; /* being written: the pool thread's until the work is done */
+        size_t len;
+        char *newer; /* asked for meanwhile: written next */
+        size_t newer_len;
+        int error;
+} PendingFile;
+
+struct TokenStoreWriter {
+        uv_loop_t *loop;
+        char *dir;
+        PendingFile *pending;
+        bool closing;
+};
+
+int token_store_writer_new(uv_loop_t *loop, const char *dir, TokenStoreWriter **ret) {
+        TokenStoreWriter *w = calloc(1, sizeof *w);
+
+        if (!w)
+                return -ENOMEM;
+        w->loop = loop;
+        w->dir = strdup(dir);
+        if (!w->dir) {
+                free(w);
+                return -ENOMEM;
+        }
+        *ret = w;
+        return 0;
+}
+
+static void writer_free(TokenStoreWriter *w) {
+        free(w->dir);
+        free(w);
+}
+
+static void pending_free(PendingFile *p) {
+        free(p->path);
+        free(p->text);
+        free(p->newer);
+        free(p);
+}
+
+static void on_write(uv_work_t *work) {
+        PendingFile *p = work->data;
+
+        p->error = write_file(p->writer->dir, p->path, p->text, p->len);
+}
+
+static void on_written(uv_work_t *work, int status) {
+        PendingFile *p = work->data;
+        TokenStoreWriter *w = p->writer;
+
+        if (p->error < 0)
+                log_warning_errno(p->error, "Cannot remember a token in %s", p->path);
+        free(p->text);
+        p->text = TAKE_PTR(p->newer);
+        p->len = p->newer_len;
+        if (p->text && uv_queue_work(w->loop, &p->work, on_write, on_written) >= 0)
+                return;
+        for (PendingFile **q = &w->pending; *q; q = &(*q)->next)
+                if (*q == p) {
+                        *q = p->next;
+                        break;
+                }
+        pending_free(p);
+        if (w->closing && !w->pending)
+                writer_free(w);
+}
+
+int token_store_writer_save(TokenStoreWriter *w, const TokenObject *t) {
+        _cleanup_free_ char *path = NULL, *text = NULL;
+        PendingFile *p;
+        size_t len;
+        int r;
+
+        r = format_token(w->dir, t, &path, &text, &len);
+        if (r < 0)
+                return r;
+        for (p = w->pending; p; p = p->next)
+                if (strcmp(p->path, path) == 0) {
+                        free(p->newer);
+                        p->newer = TAKE_PTR(text);
+                        p->newer_len = len;
+                        return 0;
+                }
+        p = calloc(1, sizeof *p);
+        if (!p)
+                return -ENOMEM;
+        *p = (PendingFile){ .writer = w, .path = TAKE_PTR(path), .text = TAKE_PTR(text), .len = len };
+        p->work.data = p;
+        r = uv_queue_work(w->loop, &p->work, on_write, on_written);
+        if (r < 0) {
+                pending_free(p);
+                return r;
+        }
+        p->next = w->pending;
+        w->pending = p;
+        return 0;
+}
+
+void token_store_writer_close(TokenStoreWriter *w) {
+        if (!w)
+                return;
+        w->closing = true;
+        if (!w->pending)
+                writer_free(w);
 }
 
 /* What a file holds, before it becomes a token. */

@@ -395,11 +395,51 @@ static void test_renewal_round_trip(void) {
         remove_dir(dir);
 }
 
+/* Saves off the loop: the newest of saves asked for while one is being
+ * written is what the file ends with; closing waits for the writes, and a
+ * state folder that does not exist yet is made. */
+static void test_writer(void) {
+        _cleanup_free_ char *dir = make_dir(), *state = NULL;
+        TokenIdentity other = { .serial_source = TOKEN_SERIAL_VENDOR, .serial = "87654321" };
+        TokenObject *t = make_token(), *u;
+        TokenStoreWriter *w;
+        Found found = {};
+        uv_loop_t loop;
+
+        ASSERT_TRUE(asprintf(&state, "%s/state", dir) > 0);
+        add_fixture(t, 0x9a, "rsa2048.der", EXPIRY_LEVEL_NONE);
+        ASSERT_EQ(token_object_new(NULL, NULL, "87654321", "piv", &other, &u), 0);
+        u->pin_retries = 2;
+        ASSERT_EQ(uv_loop_init(&loop), 0);
+        ASSERT_EQ(token_store_writer_new(&loop, state, &w), 0);
+        for (int tries = 3; tries >= 0; tries--) {
+                t->pin_retries = tries;
+                ASSERT_EQ(token_store_writer_save(w, t), 0);
+        }
+        ASSERT_EQ(token_store_writer_save(w, u), 0);
+        token_store_writer_close(w);
+        ASSERT_EQ(uv_run(&loop, UV_RUN_DEFAULT), 0);
+        ASSERT_EQ(uv_loop_close(&loop), 0);
+
+        ASSERT_EQ(token_store_load_all(state, NULL, NULL, on_found, &found), 2);
+        for (size_t i = 0; i < found.n; i++) {
+                TokenObject *f = found.tokens[i];
+
+                ASSERT_EQ(f->pin_retries, strcmp(f->key, "12345678") == 0 ? 0 : 2);
+                ASSERT_EQ(f->n_certs, strcmp(f->key, "12345678") == 0 ? 1u : 0u);
+                token_object_free(f);
+        }
+        token_object_free(t);
+        token_object_free(u);
+        remove_dir(dir);
+}
+
 int main(void) {
         RUN(test_round_trip);
         RUN(test_renewal_round_trip);
         RUN(test_sm2_expiry);
         RUN(test_apply_read);
         RUN(test_bad_files);
+        RUN(test_writer);
         return 0;
 }
