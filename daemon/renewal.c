@@ -51,9 +51,10 @@ typedef struct Run {
         RenewalOutcome *out;
         RenewalJournal *j;
         X509 *old_cert;
-        EVP_PKEY *old_key; /* on the card */
-        EVP_PKEY *new_key; /* on the card; the old key again when the order keeps it */
-        int install_error; /* why the install step deferred */
+        EVP_PKEY *old_key;   /* on the card */
+        EVP_PKEY *new_key;   /* on the card; the old key again when the order keeps it */
+        int install_error;   /* why the install step deferred */
+        bool install_called; /* the portal's certificate was for our new key */
 } Run;
 
 static void report(Run *run, const char *step, unsigned percent) {
@@ -446,6 +447,7 @@ static CmpConfirm install(const uint8_t *der, size_t len, X509 *cert, void *user
         RenewalJournal *j = run->j;
         int r = 0;
 
+        run->install_called = true;
         if (j->new_cert && (len != j->new_cert_len || memcmp(der, j->new_cert, len) != 0)) {
                 *ret_reason = "the portal issued another certificate than before for this order";
                 return CMP_CONFIRM_REJECT;
@@ -536,10 +538,18 @@ static int request_certificate(Run *run) {
         } else if (r == -ECANCELED) {
                 (void) renewal_journal_end(run->p->dir_fd, j, RENEWAL_FAILED, cmp_result_message(&res, r),
                                            time(NULL));
-                fail(run, RENEWAL_ERROR_CARD, r,
-                     _("The new certificate did not work on the key, so keyrenew refused it and the CA "
-                       "revoked it; the old certificate still works. Renew again; if it fails again, "
-                       "contact the CA's help line."));
+                if (run->install_called)
+                        fail(run, RENEWAL_ERROR_CARD, r,
+                             _("The new certificate did not work on the key, so keyrenew refused it and the "
+                               "CA "
+                               "revoked it; the old certificate still works. Renew again; if it fails "
+                               "again, "
+                               "contact the CA's help line."));
+                else
+                        fail(run, RENEWAL_ERROR_PORTAL, r,
+                             _("The CA's portal issued a certificate for another key, so keyrenew refused "
+                               "it "
+                               "and the CA revoked it; the key was not changed. Call the CA's help line."));
         } else if (portal_refused(&res) && j->step < RENEWAL_ISSUED) {
                 (void) renewal_journal_end(run->p->dir_fd, j, RENEWAL_FAILED, cmp_result_message(&res, r),
                                            time(NULL));
