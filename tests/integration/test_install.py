@@ -50,6 +50,7 @@ def expected_files():
     interfaces = pc_var("dbus-1", "interfaces_dir")
     services = pc_var("dbus-1", "system_bus_services_dir")
     actions = pc_var("polkit-gobject-1", "policydir")
+    userunitdir = pc_var("systemd", "systemduserunitdir")
     return {
         "/usr/libexec/keyrenewd": 0o755,
         "/usr/bin/keyrenewctl": 0o755,
@@ -63,6 +64,9 @@ def expected_files():
         "/usr/share/polkit-1/rules.d/org.keyrenew.rules": 0o644,
         "/etc/keyrenew/keyrenewd.conf": 0o644,
         "/usr/share/man/man1/keyrenewctl.1": 0o644,
+        "/usr/share/man/man1/keyrenew-tray.1": 0o644,
+        f"{userunitdir}/keyrenew-tray.service": 0o644,
+        "/etc/xdg/autostart/keyrenew-tray.desktop": 0o644,
         "/usr/share/man/man5/keyrenewd.conf.5": 0o644,
         "/usr/share/man/man8/keyrenewd.8": 0o644,
         "/usr/share/locale/zh_CN/LC_MESSAGES/keyrenew.mo": 0o644,
