@@ -173,7 +173,9 @@ void note_approved(TrayNote *note, const TrayCert *c, const TrayToken *tok) {
 
         g_string_append_printf(body, _("The CA approved the renewal of the certificate of %s (order %s)."),
                                cert_name(c, name, sizeof(name)), c->order ? c->order : "");
-        g_string_append_printf(body, "\n%s", _("Updating takes a minute or two; keep the key plugged in."));
+        g_string_append_printf(
+                body, "\n%s",
+                _("Updating takes a few seconds; even if the key is pulled out, nothing is lost."));
         if (!note->tray->actions)
                 g_string_append_printf(
                         body, "\n%s",
