@@ -58,6 +58,10 @@ VALGRIND = ["valgrind", "--error-exitcode=99", "--leak-check=full", "--show-leak
             "--errors-for-leak-kinds=definite,indirect", "--quiet"]
 
 
+# The CMP fault of each of the first storm rounds (round 0: the portal is down).
+CMP_FLAPS = [None, ("--at", "kur", "--kind", "garbage"), ("--at", "certconf", "--kind", "truncated")]
+
+
 def sanitized():
     """Whether keyrenewd is an ASan build (its RSS says nothing then)."""
     out = subprocess.run(["ldd", str(KEYRENEWD)], capture_output=True, text=True).stdout
@@ -306,7 +310,9 @@ def storm_rounds(storm, rounds, measure_rss):
     storm.wait_all_read()
     certs = [env.cert_path(s, timeout=30 * storm.slow) for s in storm.serials[:3]]
 
-    # Warm-up: the first rounds fill the allocator's arenas and caches.
+    # Warm-up: the first rounds fill the allocator's arenas and caches,
+    # and a first renewal OpenSSL's and curl's (the portal answers the
+    # key update request with a 500: the renewal stops, resumable).
     for _ in range(2):
         storm.pull_all()
         storm.plug_all()
@@ -314,9 +320,12 @@ def storm_rounds(storm, rounds, measure_rss):
         storm.vanishing_clients(certs[0])
     storm.wait_no_agent()
     storm.wait_all_read()
+    env.portal.admin("cmp-fault", "set", "--at", "kur", "--kind", "500", "--count", "1")
+    res = storm.renew(certs[1])
+    assert res["error"] == "org.keyrenew.KeyRenew1.Error.PortalError", res
+    storm.wait_all_read()
     rss0, fd0 = rss_kib(storm.pid), steady_fds(storm.pid)
 
-    interrupted = None
     for n in range(rounds):
         storm.flap_portal(n)
         storm.pull_all()
@@ -329,12 +338,17 @@ def storm_rounds(storm, rounds, measure_rss):
             storm.wait_all_read()
             storm.wait_no_agent()
             storm.agent_dies_at_the_prompt(certs[0], orders[0])
-        if n % 4 == 0 and interrupted is None:
-            # The portal is down: the renewal stops where it needs it.
+        if n < len(CMP_FLAPS):
+            # The status poll is paced (at most once a minute), so in a
+            # short storm the portal's moods reach keyrenewd through the
+            # renewal: down, then CMP answers broken; it stops each time
+            # where it needs the portal, and stays resumable.
+            if CMP_FLAPS[n]:
+                env.portal.admin("cmp-fault", "set", *CMP_FLAPS[n], "--count", "1")
             storm.wait_all_read()
             storm.wait_no_agent()
-            interrupted = storm.renew(certs[1])
-            assert interrupted["error"] == "org.keyrenew.KeyRenew1.Error.PortalError", interrupted
+            res = storm.renew(certs[1])
+            assert res["error"] == "org.keyrenew.KeyRenew1.Error.PortalError", res
             assert journal(env, orders[1]).exists(), "the renewal must stay resumable"
         assert d.proc.poll() is None, d.output()[-4000:]
     storm_time = time.monotonic() - t0
