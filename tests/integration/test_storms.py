@@ -411,13 +411,14 @@ def test_storm_valgrind(tmp_path):
 
 
 def test_day_boundary_wakes_once(tmp_path, pcsc_bed):
-    """When a certificate's days left drop (its expiry timer, a timerfd on
-    the real-time clock, fires), keyrenewd looks once and sets the timer a
-    day later: it must not read the clock as the second before and spin,
-    setting the timer again and again for a time already past."""
+    """When a certificate's days left drop (here 8 s after the test
+    starts: its expiry timer, a timerfd on the real-time clock, fires),
+    keyrenewd looks once and sets the timer a day later: it must not read
+    the clock as the second before and spin, setting the timer again and
+    again for a time already past."""
     env = Env(tmp_path, pcsc_bed)
     try:
-        boundary = time.time() + 4
+        boundary = time.time() + 8
         not_after = time.strftime("%Y%m%d%H%M%SZ", time.gmtime(boundary + 10 * 86400))
         state = tmp_path / "boundary.state"
         run([env.bed_vcard(), "create", state, "--serial", "31415926"])
@@ -426,6 +427,7 @@ def test_day_boundary_wakes_once(tmp_path, pcsc_bed):
         d = env.start()
         card = env.bed.insert(state)
         d.wait_for_log("Token 31415926 read in")
+        assert time.time() < boundary - 1, "the token must be read before its boundary"
         time.sleep(max(0.0, boundary + 2 - time.time()))
         checks = [line for line in d.output().splitlines() if "Next expiry check in" in line]
         env.bed.remove(card.index)
