@@ -231,6 +231,7 @@ def test_no_secret_in_logs_state_or_core(env, tmp_path):
     assert d.stop() == 0, d.output()
     found, files = search_files(env.state_dir)
     assert found == [], found
+    assert (env.state_dir / "history.jsonl").exists() and len(list((env.state_dir / "tokens").iterdir())) == 2
     figures["state files after"] = files
     logs = list(tmp_path.glob("keyrenewd-*.log"))
     for log in logs:
