@@ -14,6 +14,12 @@
 
 #include "macro.h"
 
+/* pcsc-lite's client ends an INFINITE wait every 60 s to start it again
+ * (three round trips to pcscd, the thread woken each time), but waits out
+ * a finite timeout in one go: a day is as good as forever, and the loop
+ * below simply waits again. */
+#define WAIT_MS (24u * 3600u * 1000u)
+
 typedef struct PcscEventNode {
         struct PcscEventNode *next;
         PcscEvent event;
@@ -215,7 +221,7 @@ static LONG monitor_watch(PcscMonitor *m) {
                  * reader is left out. */
                 bool pnp = m->n_readers < PCSC_MONITOR_MAX_READERS, relist = false;
 
-                rv = SCardGetStatusChange(m->context, INFINITE, m->states + !pnp,
+                rv = SCardGetStatusChange(m->context, WAIT_MS, m->states + !pnp,
                                           (DWORD) (pnp + m->n_readers));
                 if (rv == SCARD_E_CANCELLED || rv == SCARD_E_TIMEOUT) {
                         rv = SCARD_S_SUCCESS;
