@@ -131,11 +131,33 @@ def wakeups(pids, seconds):
 def plug_keys(box, cards):
     mark = box.log.mark()
     for i, c in enumerate(cards):
-        box.bed.insert(c, i)
+        box.bed.insert(c, i, wait=False)
+    for i in range(len(cards)):
+        box.bed.wait_present(i, True, 15)
     last = mark
     for _ in cards:
         last, _ = box.wait_log(" read in ", last)
         last += 1
+
+
+def next_portal_check(box):
+    """Seconds until keyrenewd's next portal poll (NextPortalCheck)."""
+    import dbus
+    obj = box.bus.conn.get_object("org.keyrenew.KeyRenew1", "/org/keyrenew/KeyRenew1", introspect=False)
+    usec = obj.Get("org.keyrenew.KeyRenew1.Manager", "NextPortalCheck", dbus_interface=dbus.PROPERTIES_IFACE)
+    return int(usec) / 1e6 - time.time() if usec else float("inf")
+
+
+def quiet_window(box, window):
+    """Waits until no portal poll is due within the window to come (a key
+    plugged in shortly after another is asked about a minute later): the
+    window then measures what happens outside the portal's schedule.
+    Returns the seconds to the next poll."""
+    while True:
+        left = next_portal_check(box)
+        if left > window + 5:
+            return left
+        time.sleep(max(left, 0) + 3)
 
 
 def cycles(box, cards, count, samples):
@@ -186,6 +208,8 @@ def idle(window=60.0, count=1000, keep=False):
                 box.start_daemon(config=config, env=env, log_level="info")
                 plug_keys(box, [state for state, _ in keys])
                 time.sleep(5)  # the first portal answer, the certificates' timers armed
+                next_poll = quiet_window(box, window)
+                time.sleep(1)  # keyrenewd back to sleep after answering quiet_window()
                 notify.drain()
                 pids = {"keyrenewd": box.daemon.pid, "certmonger": cm.proc.pid}
                 if tray:
@@ -193,7 +217,7 @@ def idle(window=60.0, count=1000, keep=False):
                 res = {"wakeups_per_min": wakeups(pids, window),
                        "memory_kib": {n: memory_kib(p) for n, p in pids.items()},
                        "threads": {n: threads(p) for n, p in pids.items()},
-                       "watchdog_pings": notify.drain()}
+                       "watchdog_pings": notify.drain(), "next_poll_s": next_poll}
                 out[mode] = res
                 for i in range(len(keys)):
                     box.bed.remove(i)

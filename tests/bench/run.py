@@ -109,6 +109,8 @@ def run_idle(table, args, raw):
             note = "aim < 8 MiB" if name == "keyrenewd" else ""
             table.add(sec, f"{name}: memory at rest (RSS / PSS / private)",
                       f"{m['rss'] / 1024:.1f} / {m['pss'] / 1024:.1f} / {m['private'] / 1024:.1f}", "MiB", note=note)
+        table.add(sec, "keyrenewd's next portal poll after the window", res["next_poll_s"] / 3600, "h",
+                  note="the window is outside the schedule")
         if mode == "unit":
             table.add(sec, "WATCHDOG=1 pings received", res["watchdog_pings"])
     if not out["tray"]:
