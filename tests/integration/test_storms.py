@@ -44,8 +44,11 @@ READERS = 16
 STORM_CYCLES = int(os.environ.get("KEYRENEW_STORM_CYCLES", "320"))
 VALGRIND_CYCLES = int(os.environ.get("KEYRENEW_STORM_VALGRIND_CYCLES", "64"))
 # Our share of the TCP ports is 54000-54999; the portal must come back on
-# the same port after it was stopped, since keyrenewd's configuration names it.
-PORTAL_PORT = 54030
+# the same port after it was stopped, since keyrenewd's configuration names
+# it. An odd one: the range is inside the kernel's ephemeral ports, and
+# connect() takes even ones first (Linux 4.6 and later), so any client on
+# the machine may hold an even port for a while.
+PORTAL_PORT = 54031
 # Growth of VmRSS allowed between the sample after warm-up and the end:
 # glibc's allocator keeps freed chunks and per-thread arenas, so a few
 # hundred KiB come and go with the order of frees; a leak of one object
@@ -108,7 +111,7 @@ def fd_kinds(table):
 
 def start_portal(portal, port, tries=20):
     """The portal on port: a port this high may be a client's for a moment
-    (the kernel's ephemeral ports reach it), so a taken one is tried again."""
+    (bind(0) takes odd ephemeral ports), so a taken one is tried again."""
     for _ in range(tries - 1):
         try:
             return portal.start(extra=("--port", str(port)))

@@ -37,8 +37,9 @@ from test_daemon_core import BUS_NAME, MANAGER, PATH
 from test_renewal import Env, order_state, serial_of
 from test_storms import journal, start_portal
 
-# Our share of the TCP ports is 54000-54999: the portal comes back on this one.
-PORTAL_PORT = 54040
+# Our share of the TCP ports is 54000-54999: the portal comes back on this
+# one (odd: see test_storms.PORTAL_PORT).
+PORTAL_PORT = 54041
 CA_CONF = """[ca]
 default_ca = tls
 [tls]
