@@ -4,6 +4,7 @@
 #include <gio/gio.h>
 #include <glib-unix.h>
 #include <libnotify/notify.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +62,7 @@ static int parse(int argc, char **argv, TrayOptions *ret, CliAction *ret_action)
         TrayOptions o = { .bus = "system",
                           .snooze_usec = (uint64_t) DEFAULT_SNOOZE_MINUTES * 60 * G_USEC_PER_SEC };
         unsigned long minutes;
+        bool seconds;
         char *end;
         int c;
 
@@ -76,11 +78,14 @@ static int parse(int argc, char **argv, TrayOptions *ret, CliAction *ret_action)
                         o.pinentry = optarg;
                         break;
                 case ARG_SNOOZE:
+                        /* Minutes; "Ns" for seconds, so that tests need not wait a minute. */
                         errno = 0;
                         minutes = strtoul(optarg, &end, 10);
-                        if (errno || end == optarg || *end || minutes == 0 || minutes > 60UL * 24 * 365)
+                        seconds = *end == 's' && end[1] == '\0';
+                        if (errno || end == optarg || (*end && !seconds) || minutes == 0 ||
+                            minutes > 60UL * 24 * 365)
                                 return bad_value("--snooze", optarg);
-                        o.snooze_usec = (uint64_t) minutes * 60 * G_USEC_PER_SEC;
+                        o.snooze_usec = (uint64_t) minutes * (seconds ? 1 : 60) * G_USEC_PER_SEC;
                         break;
                 case 'h':
                         print_help();

@@ -325,7 +325,7 @@ def test_cancel_at_the_pin_dialog(env, desktop):
     state, _, order = approved_key(env)
     env.start()
     d.answers("cancel")
-    d.start("--snooze", "1")
+    d.start("--snooze", "10s")
     card = env.bed.insert(state)
     try:
         i, note = d.wait_note(d.t["approved"])
@@ -340,7 +340,7 @@ def test_cancel_at_the_pin_dialog(env, desktop):
         assert all(n["summary"] != d.t["wrong"] for n in d.notes())
         summaries = [n["summary"] for n in d.notes()[i + 1:]]
         assert set(summaries) <= {d.t["renewing"]}, summaries
-        # "Later" is over after the snooze (one minute): the prompt again.
+        # "Later" is over after the snooze (ten seconds): the prompt again.
         d.wait_note(d.t["approved"], after=i + 1, timeout=75)
         one_notification(d)
     finally:
@@ -351,7 +351,7 @@ def test_later_snoozes(env, desktop):
     d = desktop
     state, _, order = approved_key(env)
     env.start()
-    d.start("--snooze", "1")
+    d.start("--snooze", "10s")
     card = env.bed.insert(state)
     try:
         i, note = d.wait_note(d.t["approved"])
@@ -453,7 +453,7 @@ def test_without_buttons_the_pin_dialog_asks(env, tmp_path):
         state, _, order = approved_key(env)
         env.start()
         d.answers("cancel", "pin 123456")
-        d.start("--snooze", "1")
+        d.start("--snooze", "10s")
         card = env.bed.insert(state)
         try:
             i, note = d.wait_note(d.t["approved"])
