@@ -78,15 +78,23 @@ if step build build build; then
 	[ $quick -eq 0 ] && meson_suite valgrind build --setup valgrind --no-suite data --no-suite docs
 fi
 
+asan_select="not valgrind and not test_install and not test_demo and not screenshot"
+asan_select="$asan_select and not test_portal_failing_at_each_message"
+asan_select="$asan_select and not (test_interrupted_at_every_step_then_resumed and not kill-yes)"
+asan_select="$asan_select and not (test_tray and not update_now_pin_progress and not wrong_pin)"
+
 if [ $quick -eq 0 ]; then
 	if step build-asan build build-asan -Db_sanitize=address,undefined -Db_lundef=false; then
 		meson_suite asan build-asan --setup asan
-		# The same integration tests on sanitized binaries (valgrind cannot
-		# run those, so its tests are left to the plain run).
+		# The integration tests again on sanitized binaries, less what
+		# adds minutes but no code path: valgrind's (it cannot run those),
+		# the install test (it builds a tree of its own), the demo and the
+		# screenshot, all but one case each of the renewal's fault matrix
+		# and of the tray's stories (the plain run has them all).
 		summary_args+=("integration-asan=$results/integration-asan.xml")
 		ASAN_OPTIONS=abort_on_error=1:detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 		KEYRENEW_BUILD_DIR="$top/build-asan" /usr/bin/python3 -m pytest -q -rfEs \
-			-p no:cacheprovider -k "not valgrind" \
+			-p no:cacheprovider -k "$asan_select" \
 			--junitxml="$results/integration-asan.xml" tests/integration
 	fi
 	# clang for libFuzzer: its tests include a short fuzzing run per target.
