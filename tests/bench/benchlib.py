@@ -165,16 +165,18 @@ def rss_kib(pid):
 
 
 def memory_kib(pid):
-    """{"rss", "pss", "private"} in KiB (smaps_rollup): RSS counts every
-    resident page mapped, shared library pages included; PSS divides
-    shared pages among the processes that map them; private is what
-    this process alone holds."""
+    """{"rss", "pss", "private", "anon"} in KiB (smaps_rollup): RSS counts
+    every resident page mapped, shared library pages included; PSS divides
+    shared pages among the processes that map them; private is the pages
+    no other process maps at that moment (a library page becomes private
+    when the last other process using it exits); anon is the process's own
+    memory: heap, stacks, the libraries' written data."""
     fields = {}
     for line in pathlib.Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
         name, _, rest = line.partition(":")
         fields[name] = int(rest.split()[0])
     return {"rss": fields["Rss"], "pss": fields["Pss"],
-            "private": fields["Private_Clean"] + fields["Private_Dirty"]}
+            "private": fields["Private_Clean"] + fields["Private_Dirty"], "anon": fields["Anonymous"]}
 
 
 def cpu_seconds(pid):
