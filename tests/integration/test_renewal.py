@@ -35,7 +35,17 @@ class Env:
     def __init__(self, tmp, bed):
         self.tmp = tmp
         self.bed = bed
+        self.daemon = self.portal = self.polkitd = None
+        self.cards = []
         self.bus = PrivateBus(tmp)
+        try:
+            self._start(tmp)
+        except BaseException:
+            # Whatever started must stop, also when the rest did not start.
+            self.close()
+            raise
+
+    def _start(self, tmp):
         self.polkit_log = tmp / "polkitd.log"
         self.polkitd = subprocess.Popen(
             ["/usr/bin/python3", "-m", "dbusmock", "--system", "--template", "polkitd", "-l",
@@ -45,15 +55,14 @@ class Env:
         self.polkit = dbus.Interface(self.bus.conn.get_object(POLKIT, "/org/freedesktop/PolicyKit1/Authority"),
                                      "org.freedesktop.DBus.Mock")
         self.polkit.SetAllowed(["org.keyrenew.renew"])
-        self.portal = Portal(tmp).start()
+        self.portal = Portal(tmp)
+        self.portal.start()
         self.state_dir = tmp / "state"
         self.config = tmp / "keyrenewd.conf"
         self.mgm_keys = tmp / "management-keys"
         self.mgm_keys.mkdir()
         self.config.write_text(f"[Portal]\nUrl={self.portal.url}\nCABundle={self.portal.bundle}\n"
                                f"[Renewal]\nManagementKeyDirectory={self.mgm_keys}\n")
-        self.daemon = None
-        self.cards = []
 
     def start(self, wrapper=()):
         """(Re)starts keyrenewd: a new one asks the portal at once when it
@@ -112,9 +121,11 @@ class Env:
     def close(self):
         if self.daemon:
             self.daemon.kill()
-        self.portal.stop(check=False)
-        self.polkitd.terminate()
-        self.polkitd.wait(timeout=10)
+        if self.portal:
+            self.portal.stop(check=False)
+        if self.polkitd:
+            self.polkitd.terminate()
+            self.polkitd.wait(timeout=10)
         self.bus.stop()
 
 
