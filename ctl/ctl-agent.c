@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "agent-reply.h"
 #include "config.h"
 #include "ctl-error.h"
 #include "ctl-json.h"
@@ -15,9 +16,6 @@
 #define ROOT_PATH "/org/keyrenew/KeyRenew1"
 #define MANAGER_IFACE "org.keyrenew.KeyRenew1.Manager"
 #define AGENT_IFACE "org.keyrenew.KeyRenew1.Agent"
-
-/* The Agent interface: "the card's PIN, 1 to 8 characters". */
-#define PIN_MAX_LEN 8
 
 struct CtlAgent {
         sd_bus *bus;
@@ -30,23 +28,6 @@ struct CtlAgent {
         Prompt *prompt;
 };
 
-/* Only keyrenewd may learn the PIN: the caller must be the unique name
- * that owns keyrenewd's well-known name right now. */
-static int check_sender(sd_bus_message *m, sd_bus_error *error) {
-        _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
-        const char *sender = sd_bus_message_get_sender(m), *owner = NULL;
-        int r;
-
-        r = sd_bus_get_name_creds(sd_bus_message_get_bus(m), KEYRENEW_BUS_NAME, SD_BUS_CREDS_UNIQUE_NAME,
-                                  &creds);
-        if (r >= 0)
-                r = sd_bus_creds_get_unique_name(creds, &owner);
-        if (r >= 0 && sender && owner && strcmp(sender, owner) == 0)
-                return 0;
-        return sd_bus_error_set(error, SD_BUS_ERROR_ACCESS_DENIED,
-                                "Only keyrenewd, the owner of " KEYRENEW_BUS_NAME ", may call this agent.");
-}
-
 static void request_done(CtlAgent *a) {
         a->request = sd_bus_message_unref(a->request);
         free(a->certificate);
@@ -56,25 +37,6 @@ static void request_done(CtlAgent *a) {
 static void reply_cancelled(CtlAgent *a, const char *why) {
         (void) sd_bus_reply_method_errorf(a->request, CTL_ERROR_CANCELLED, "%s", why);
         request_done(a);
-}
-
-/* The reply is marked sensitive: sd-bus wipes it when it is freed, and
- * it is flushed out at once so that it is freed soon. */
-static int reply_pin(CtlAgent *a, const char *pin) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        int r;
-
-        r = sd_bus_message_new_method_return(a->request, &reply);
-        if (r >= 0)
-                r = sd_bus_message_sensitive(reply);
-        if (r >= 0)
-                r = sd_bus_message_append(reply, "s", pin);
-        if (r >= 0)
-                r = sd_bus_send(a->bus, reply, NULL);
-        if (r >= 0)
-                r = sd_bus_flush(a->bus);
-        request_done(a);
-        return r;
 }
 
 static const char *again_question(PromptSource source) {
@@ -87,8 +49,8 @@ static void on_pin(Prompt *p, int r, const char *line, void *userdata) {
         if (r == -E2BIG && a->source == PROMPT_TTY) {
                 /* Nothing was sent: no PIN try is spent. Ask again. */
                 a->prompt = prompt_free(a->prompt);
-                r = prompt_start(a->event, a->source, true, PIN_MAX_LEN, again_question(a->source), on_pin,
-                                 a, &a->prompt);
+                r = prompt_start(a->event, a->source, true, AGENT_PIN_MAX_LEN, again_question(a->source),
+                                 on_pin, a, &a->prompt);
                 if (r < 0) {
                         fprintf(stderr, _("Cannot ask for the PIN: %s\n"), strerror(-r));
                         reply_cancelled(a, "keyrenewctl could not ask for the PIN again.");
@@ -96,7 +58,8 @@ static void on_pin(Prompt *p, int r, const char *line, void *userdata) {
                 return;
         }
         if (r == 0 && *line) {
-                r = reply_pin(a, line);
+                r = agent_reply_pin(a->request, line);
+                request_done(a);
                 if (r < 0)
                         fprintf(stderr, _("Cannot send the PIN to keyrenewd: %s\n"), strerror(-r));
         } else if (r == -E2BIG) {
@@ -173,7 +136,7 @@ static int method_request_pin(sd_bus_message *m, void *userdata, sd_bus_error *e
         const char *certificate;
         int r;
 
-        r = check_sender(m, error);
+        r = agent_check_caller(m, error);
         if (r < 0)
                 return r;
         if (a->request)
@@ -188,7 +151,7 @@ static int method_request_pin(sd_bus_message *m, void *userdata, sd_bus_error *e
         copy = strdup(certificate);
         if (!text || !copy)
                 return -ENOMEM;
-        r = prompt_start(a->event, a->source, true, PIN_MAX_LEN, text, on_pin, a, &a->prompt);
+        r = prompt_start(a->event, a->source, true, AGENT_PIN_MAX_LEN, text, on_pin, a, &a->prompt);
         if (r < 0) {
                 fprintf(stderr, _("Cannot ask for the PIN: %s\n"), strerror(-r));
                 return sd_bus_error_setf(error, CTL_ERROR_CANCELLED,
@@ -205,7 +168,7 @@ static int method_cancel(sd_bus_message *m, void *userdata, sd_bus_error *error)
         const char *certificate;
         int r;
 
-        r = check_sender(m, error);
+        r = agent_check_caller(m, error);
         if (r < 0)
                 return r;
         r = sd_bus_message_read(m, "o", &certificate);
@@ -221,7 +184,7 @@ static int method_cancel(sd_bus_message *m, void *userdata, sd_bus_error *error)
 static const sd_bus_vtable agent_vtable[] = {
         SD_BUS_VTABLE_START(0),
         /* Unprivileged for sd-bus: keyrenewd runs as a user of its own;
-         * check_sender() is the check. */
+         * agent_check_caller() is the check. */
         SD_BUS_METHOD_WITH_ARGS("RequestPin", SD_BUS_ARGS("o", certificate, "a{sv}", info),
                                 SD_BUS_RESULT("s", pin), method_request_pin, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Cancel", SD_BUS_ARGS("o", certificate), SD_BUS_NO_RESULT, method_cancel,

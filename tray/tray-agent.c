@@ -3,30 +3,11 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "agent-reply.h"
 #include "config.h"
 #include "i18n.h"
 #include "secmem.h"
 #include "tray-internal.h"
-
-/* The Agent interface: "the card's PIN, 1 to 8 characters". */
-#define PIN_MAX_LEN 8
-
-/* Only keyrenewd may learn the PIN: the caller must be the unique name
- * that owns keyrenewd's well-known name right now. */
-static int check_sender(sd_bus_message *m, sd_bus_error *error) {
-        _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
-        const char *sender = sd_bus_message_get_sender(m), *owner = NULL;
-        int r;
-
-        r = sd_bus_get_name_creds(sd_bus_message_get_bus(m), KEYRENEW_BUS_NAME, SD_BUS_CREDS_UNIQUE_NAME,
-                                  &creds);
-        if (r >= 0)
-                r = sd_bus_creds_get_unique_name(creds, &owner);
-        if (r >= 0 && sender && owner && strcmp(sender, owner) == 0)
-                return 0;
-        return sd_bus_error_set(error, SD_BUS_ERROR_ACCESS_DENIED,
-                                "Only keyrenewd, the owner of " KEYRENEW_BUS_NAME ", may call this agent.");
-}
 
 static void request_done(Tray *t) {
         t->pinentry = tray_pinentry_free(t->pinentry);
@@ -42,24 +23,6 @@ static void reply_cancelled(Tray *t, const char *why) {
         request_done(t);
 }
 
-/* The reply is marked sensitive: sd-bus wipes it when it is freed, and
- * it is flushed out at once so that it is freed soon. */
-static int reply_pin(Tray *t, const char *pin) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        int r;
-
-        r = sd_bus_message_new_method_return(t->request, &reply);
-        if (r >= 0)
-                r = sd_bus_message_sensitive(reply);
-        if (r >= 0)
-                r = sd_bus_message_append(reply, "s", pin);
-        if (r >= 0)
-                r = sd_bus_send(t->bus, reply, NULL);
-        if (r >= 0)
-                r = sd_bus_flush(t->bus);
-        return r;
-}
-
 static int open_dialog(Tray *t, const char *error);
 
 static void on_pin(int r, char *pin, void *userdata) {
@@ -67,14 +30,14 @@ static void on_pin(int r, char *pin, void *userdata) {
         _cleanup_secmem_ char *secret = pin;
 
         t->pinentry = tray_pinentry_free(t->pinentry);
-        if (r == 0 && strlen(secret) > PIN_MAX_LEN) {
+        if (r == 0 && strlen(secret) > AGENT_PIN_MAX_LEN) {
                 /* Nothing was sent: no try is spent. Ask again. */
                 r = open_dialog(t, _("A PIN has 1 to 8 characters: nothing was sent to the key."));
                 if (r >= 0)
                         return;
         }
         if (r == 0) {
-                r = reply_pin(t, secret);
+                r = agent_reply_pin(t->request, secret);
                 if (r < 0)
                         g_warning("Cannot send the PIN to keyrenewd: %s", strerror(-r));
                 request_done(t);
@@ -190,7 +153,7 @@ static int method_request_pin(sd_bus_message *m, void *userdata, sd_bus_error *e
         TrayNote *note;
         int r;
 
-        r = check_sender(m, error);
+        r = agent_check_caller(m, error);
         if (r < 0)
                 return r;
         if (t->request)
@@ -233,7 +196,7 @@ static int method_cancel(sd_bus_message *m, void *userdata, sd_bus_error *error)
         const char *cert;
         int r;
 
-        r = check_sender(m, error);
+        r = agent_check_caller(m, error);
         if (r < 0)
                 return r;
         r = sd_bus_message_read(m, "o", &cert);
@@ -246,7 +209,7 @@ static int method_cancel(sd_bus_message *m, void *userdata, sd_bus_error *error)
 static const sd_bus_vtable agent_vtable[] = {
         SD_BUS_VTABLE_START(0),
         /* Unprivileged for sd-bus: keyrenewd runs as a user of its own;
-         * check_sender() is the check. */
+         * agent_check_caller() is the check. */
         SD_BUS_METHOD_WITH_ARGS("RequestPin", SD_BUS_ARGS("o", certificate, "a{sv}", info),
                                 SD_BUS_RESULT("s", pin), method_request_pin, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Cancel", SD_BUS_ARGS("o", certificate), SD_BUS_NO_RESULT, method_cancel,
