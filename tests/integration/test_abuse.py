@@ -24,7 +24,6 @@ import os
 import pathlib
 import shutil
 import subprocess
-import sys
 import tempfile
 
 import dbus
@@ -38,13 +37,9 @@ from test_daemon_core import BUS_NAME, MANAGER, PATH, PrivateBus
 from test_daemon_tokens import CERT, TOKEN
 from test_renewal import CLIENT, POLKIT, Env, order_state, serial_of
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "portal"))
-from portal_testlib import Portal  # noqa: E402
-
 ERR = "org.keyrenew.KeyRenew1.Error."
 INVALID_ARGS = "org.freedesktop.DBus.Error.InvalidArgs"
 INCONSISTENT = "org.freedesktop.DBus.Error.InconsistentMessage"
-AUTHORITY = "/org/freedesktop/PolicyKit1/Authority"
 
 # The mock polkitd may own its name and everyone may ask it, as
 # polkitd's own policy file says (for its user polkitd; ours runs as root).
@@ -70,28 +65,16 @@ class SystemEnv(Env):
     """test_renewal's Env on a bus with the system policy, in folders that
     nobody can reach."""
 
-    def __init__(self, tmp, bed):
+    def make_bus(self, tmp):
         self.top = pathlib.Path(tempfile.mkdtemp(prefix="keyrenew-abuse-"))
         self.top.chmod(0o755)
-        self.tmp = tmp
-        self.bed = bed
-        self.bus = PrivateBus(self.top, bus_type="system", policy=SYSTEM_POLICY + POLKIT_POLICY)
-        self.bus.dir.chmod(0o755)
-        self.polkit_log = tmp / "polkitd.log"
-        self.polkitd = subprocess.Popen(
-            ["/usr/bin/python3", "-m", "dbusmock", "--system", "--template", "polkitd", "-l",
-             str(self.polkit_log)],
-            env=dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=self.bus.address), stdout=subprocess.DEVNULL)
-        wait_for("the mock polkitd", lambda: self.bus.conn.name_has_owner(POLKIT))
-        self.polkit = dbus.Interface(self.bus.conn.get_object(POLKIT, AUTHORITY), "org.freedesktop.DBus.Mock")
-        self.polkit.SetAllowed(["org.keyrenew.renew"])
+        bus = PrivateBus(self.top, bus_type="system", policy=SYSTEM_POLICY + POLKIT_POLICY)
+        bus.dir.chmod(0o755)
+        return bus
+
+    def allow(self):
+        super().allow()
         self.allow_users({0})
-        self.portal = Portal(tmp).start()
-        self.state_dir = tmp / "state"
-        self.config = tmp / "keyrenewd.conf"
-        self.config.write_text(f"[Portal]\nUrl={self.portal.url}\nCABundle={self.portal.bundle}\n")
-        self.daemon = None
-        self.cards = []
 
     def allow_users(self, uids):
         self.polkit.AddMethod("org.freedesktop.PolicyKit1.Authority", "CheckAuthorization",

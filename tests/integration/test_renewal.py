@@ -37,13 +37,20 @@ class Env:
         self.bed = bed
         self.daemon = self.portal = self.polkitd = None
         self.cards = []
-        self.bus = PrivateBus(tmp)
+        self.bus = self.make_bus(tmp)
         try:
             self._start(tmp)
         except BaseException:
             # Whatever started must stop, also when the rest did not start.
             self.close()
             raise
+
+    def make_bus(self, tmp):
+        return PrivateBus(tmp)
+
+    def allow(self):
+        """What polkit allows: org.keyrenew.renew, to anyone."""
+        self.polkit.SetAllowed(["org.keyrenew.renew"])
 
     def _start(self, tmp):
         self.polkit_log = tmp / "polkitd.log"
@@ -54,7 +61,7 @@ class Env:
         wait_for("the mock polkitd", lambda: self.bus.conn.name_has_owner(POLKIT))
         self.polkit = dbus.Interface(self.bus.conn.get_object(POLKIT, "/org/freedesktop/PolicyKit1/Authority"),
                                      "org.freedesktop.DBus.Mock")
-        self.polkit.SetAllowed(["org.keyrenew.renew"])
+        self.allow()
         self.portal = Portal(tmp)
         self.portal.start()
         self.state_dir = tmp / "state"
