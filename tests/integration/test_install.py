@@ -329,6 +329,11 @@ POLKIT_BUS_POLICY = """  <policy context="default">
 """
 
 
+def process_uid(pid):
+    status = pathlib.Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"^Uid:\s+(\d+)", status, re.M).group(1))
+
+
 class PrivatePolkit:
     """The system's polkitd on a private bus, in a mount namespace where it
     reads only the given rules and a passwd that has a user keyrenew."""
@@ -365,6 +370,8 @@ class PrivatePolkit:
         subject = subprocess.Popen(["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
                                     "sleep", "60"])
         try:
+            # polkit always authorizes uid 0: ask only once setpriv has dropped root.
+            wait_for("the subject to run as the user", lambda: process_uid(subject.pid) == uid)
             proc = run(["pkcheck", "--action-id", action, "--process", str(subject.pid)], check=False,
                        env=self.env)
             assert proc.returncode in (0, 1), proc.stdout + proc.stderr
