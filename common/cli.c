@@ -58,18 +58,3 @@ int cli_parse_standard(const CliProgram *p, int argc, char **argv, CliAction *re
         *ret_action = action;
         return 0;
 }
-
-int cli_main_standard_only(const CliProgram *p, int argc, char **argv) {
-        CliAction action;
-
-        i18n_init();
-        if (cli_parse_standard(p, argc, argv, &action) < 0)
-                return 2;
-        if (action == CLI_EXIT)
-                return 0;
-        fprintf(stderr,
-                _("%s: this version only answers --help and --version; its own functions are not built "
-                  "yet.\n"),
-                p->name);
-        return 1;
-}

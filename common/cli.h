@@ -20,8 +20,3 @@ void cli_print_help(const CliProgram *p);
 /* Parses argv for --help/-h and --version/-V. Returns CLI_RUN or CLI_EXIT,
  * or -EINVAL after telling the user (on stderr) what was wrong with argv. */
 int cli_parse_standard(const CliProgram *p, int argc, char **argv, CliAction *ret_action);
-
-/* The whole main() of a program whose own functions are not built yet: it
- * answers --help and --version and otherwise says plainly that it cannot run
- * yet. Returns the exit status. */
-int cli_main_standard_only(const CliProgram *p, int argc, char **argv);
