@@ -193,17 +193,37 @@ def test_nothing_outside_the_prefixes(installed):
     assert not installed.path("/var").exists(), "the state folder is systemd's (StateDirectory=) to make"
 
 
-def test_uninstall_leaves_nothing(installed):
-    # docs/install.md's way to remove it; into a second staging folder, so
-    # that the other tests keep theirs.
-    dest = installed.top / "dest-uninstall"
-    dest.mkdir()
-    os.chown(dest, 65534, 65534)
+def install_again(installed, name):
+    """Installs into a second staging folder, so that the other tests keep theirs."""
+    dest = installed.top / name
+    if not dest.exists():
+        dest.mkdir()
+        os.chown(dest, 65534, 65534)
     as_builder(["meson", "install", "-C", installed.build, "--no-rebuild", "--destdir", dest])
+    return dest
+
+
+def test_uninstall_leaves_only_the_configuration(installed):
+    # docs/install.md's way to remove it.
+    dest = install_again(installed, "dest-uninstall")
     assert any(p.is_file() for p in dest.rglob("*"))
     as_builder(["ninja", "-C", installed.build, "uninstall"])
-    left = [str(p) for p in dest.rglob("*") if not p.is_dir()] if dest.exists() else []
-    assert not left, left
+    left = [str(p.relative_to(dest)) for p in dest.rglob("*") if not p.is_dir()] if dest.exists() else []
+    assert left == ["etc/keyrenew/keyrenewd.conf"]
+
+
+def test_reinstall_keeps_the_admins_configuration(installed):
+    dest = install_again(installed, "dest-reinstall")
+    conf = dest / "etc/keyrenew/keyrenewd.conf"
+    mine = conf.read_text().replace("\n#Url=\n", "\nUrl=https://portal.example/\n")
+    assert "\nUrl=https" in mine
+    conf.write_text(mine)
+    install_again(installed, "dest-reinstall")
+    assert conf.read_text() == mine
+    conf.unlink()
+    install_again(installed, "dest-reinstall")
+    assert conf.read_bytes() == (TOP / "daemon" / "keyrenewd.conf").read_bytes()
+    assert stat.S_IMODE(conf.stat().st_mode) == 0o644
 
 
 def test_installed_programs_run_from_destdir(installed):
