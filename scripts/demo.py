@@ -592,7 +592,7 @@ def parse_args():
         dialog = tray_pinentry(args.desktop[2])
         if dialog.resolve().name in ("pinentry-curses", "pinentry-tty"):
             ap.error(f"--tray needs a PIN dialog for the desktop, and the tray's is {dialog}, a terminal's: "
-                     "choose pinentry-gnome3 or pinentry-qt (update-alternatives --config pinentry, or "
+                     "choose pinentry-gtk-2, pinentry-gnome3 or pinentry-qt (update-alternatives --config pinentry, or "
                      "pinentry-program in gpg-agent.conf) or name one with --pinentry")
     return args
 

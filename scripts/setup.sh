@@ -17,7 +17,7 @@ PACKAGES="
   python3 python3-pytest python3-dbusmock
   pinentry-tty valgrind gdb libxml2-utils scdoc groff-base
   polkitd
-  xvfb notification-daemon x11-apps netpbm fonts-wqy-microhei
+  xvfb notification-daemon x11-apps netpbm fonts-wqy-microhei xdotool pinentry-gtk2
   certmonger
 "
 

@@ -61,6 +61,7 @@ TEXT = {
         "menu-approved": "renewal approved: click to update now",
         "menu-days": "days left",
         "no-buttons": "A PIN dialog opens now",
+        "title": "Certificate renewal",
     },
     "zh_CN": {
         "approved": "您的证书可以续期了",
@@ -90,6 +91,7 @@ TEXT = {
         "menu-approved": "续期已批准：点击立即更新",
         "menu-days": "天",
         "no-buttons": "现在会弹出 PIN 对话框",
+        "title": "证书续期",
     },
 }
 LANGS = list(TEXT)

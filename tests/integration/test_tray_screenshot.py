@@ -1,12 +1,14 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
-"""The notification a person really sees: keyrenew-tray (against the real
-keyrenewd, portal and virtual key, as test_tray.py) shows its "Update now"
-prompt through a real notification server, GNOME's notification-daemon,
-on an Xvfb screen; the screen is captured (xwd, netpbm) and cropped to
-the notification. In English and in Simplified Chinese (a CJK font must
-be installed: setup.sh installs fonts-wqy-microhei). The PNGs go to
-$KEYRENEW_SCREENSHOT_DIR when set (docs/images/ holds the README's), else
-to the test's folder. Needs root (the private pcscd)."""
+"""What a person really sees and does: keyrenew-tray (against the real
+keyrenewd, portal and virtual key, as test_tray.py) on an Xvfb screen with
+a real notification server, GNOME's notification-daemon. Its "Update now"
+prompt is captured (xwd, netpbm) and cropped to the notification; its PIN
+dialog is the real pinentry-gtk-2, captured, and the PIN typed into it with
+xdotool (XTEST key events, as from a keyboard) finishes the renewal. In
+English and in Simplified Chinese (a CJK font must be installed: setup.sh
+installs fonts-wqy-microhei). The PNGs go to $KEYRENEW_SCREENSHOT_DIR when
+set (docs/images/ holds the README's), else to the test's folder. Needs
+root (the private pcscd)."""
 
 import os
 import pathlib
@@ -19,9 +21,11 @@ import pytest
 
 from keyrenew_testbed import wait_for
 from test_daemon_core import PrivateBus
+from test_renewal import order_state
 from test_tray import NOTIFY, NOTIFY_PATH, PINENTRY, TEXT, TRAY, approved_key, env  # noqa: F401 (fixture)
 
 NOTIFICATION_DAEMON = "/usr/lib/notification-daemon/notification-daemon"
+PINENTRY_GTK = "/usr/bin/pinentry-gtk-2"
 
 
 class Screen:
@@ -39,11 +43,12 @@ class Screen:
         self.display = f":{number}"
         self.tmp = tmp
 
-    def grab(self, out):
-        """The screen, cropped to what is not black (the root window),
-        as PNG in out; None when the screen is all black."""
+    def grab(self, out, window="-root"):
+        """The screen (or one window: "-id WID"), cropped to what is not
+        black (the root window), as PNG in out; (width, height), or None
+        when it is all black."""
         pnm = self.tmp / "screen.pnm"
-        subprocess.run(f"xwd -root -silent -display {self.display} | xwdtopnm > '{pnm}'", shell=True,
+        subprocess.run(f"xwd {window} -silent -display {self.display} | xwdtopnm > '{pnm}'", shell=True,
                        check=True, stderr=subprocess.DEVNULL)
         cropped = subprocess.run(["pnmcrop", "-black", pnm], capture_output=True)
         if cropped.returncode != 0 or not cropped.stdout:
@@ -55,61 +60,155 @@ class Screen:
         width, _, height = size.split(",")[1].split()[:3]
         return int(width), int(height)
 
+    def settled(self, out, window="-root"):
+        """Grabs until three grabs in a row have the same size (a popup fades
+        in); that size."""
+        sizes = []
+
+        def still():
+            sizes.append(self.grab(out, window))
+            time.sleep(0.5)
+            return sizes[-1] if len(sizes) >= 3 and sizes[-1] and sizes[-1] == sizes[-2] == sizes[-3] else None
+        return wait_for("the screen to settle", still, 30)
+
+    def xdotool(self, *args):
+        return subprocess.run(["xdotool", *args], env=dict(os.environ, DISPLAY=self.display), capture_output=True,
+                              text=True)
+
     def stop(self):
         self.proc.terminate()
         self.proc.wait(timeout=10)
 
 
-@pytest.mark.parametrize("lang", list(TEXT))
-def test_screenshot_of_the_update_prompt(env, lang):  # noqa: F811 (the fixture from test_tray)
-    tmp = env.tmp / "screen"
-    tmp.mkdir()
-    screen = Screen(tmp)
-    session = PrivateBus(tmp)
-    desktop_env = dict(os.environ, DISPLAY=screen.display, DBUS_SESSION_BUS_ADDRESS=session.address,
-                       LANG="C.UTF-8", LC_ALL="", LANGUAGE="C" if lang == "en" else lang,
-                       KEYRENEW_LOCALEDIR=str(TRAY.parents[1] / "po"), NO_AT_BRIDGE="1")
-    server = subprocess.Popen([NOTIFICATION_DAEMON], env=desktop_env, stdout=subprocess.DEVNULL,
-                              stderr=open(tmp / "notification-daemon.log", "wb"))
-    tray = None
-    card = None
-    try:
-        wait_for("notification-daemon", lambda: session.conn.name_has_owner(NOTIFY))
-        info = session.conn.get_object(NOTIFY, NOTIFY_PATH).GetServerInformation(dbus_interface=NOTIFY)
+class RealDesktop:
+    """A session in one language: the screen, a session bus, the real
+    notification server, and keyrenew-tray once start() is called."""
+
+    def __init__(self, env, lang):
+        self.tmp = env.tmp / "screen"
+        self.tmp.mkdir()
+        self.env = env
+        self.t = TEXT[lang]
+        self.screen = Screen(self.tmp)
+        self.session = PrivateBus(self.tmp)
+        self.desktop_env = dict(os.environ, DISPLAY=self.screen.display,
+                                DBUS_SESSION_BUS_ADDRESS=self.session.address, LANG="C.UTF-8", LC_ALL="",
+                                LANGUAGE="C" if lang == "en" else lang,
+                                KEYRENEW_LOCALEDIR=str(TRAY.parents[1] / "po"), NO_AT_BRIDGE="1")
+        self.server = subprocess.Popen([NOTIFICATION_DAEMON], env=self.desktop_env, stdout=subprocess.DEVNULL,
+                                       stderr=open(self.tmp / "notification-daemon.log", "wb"))
+        self.tray = self.card = None
+        wait_for("notification-daemon", lambda: self.session.conn.name_has_owner(NOTIFY))
+        server = self.session.conn.get_object(NOTIFY, NOTIFY_PATH)
+        info = server.GetServerInformation(dbus_interface=NOTIFY)
         assert str(info[0]) == "Notification Daemon", info
-        caps = session.conn.get_object(NOTIFY, NOTIFY_PATH).GetCapabilities(dbus_interface=NOTIFY)
-        assert "actions" in caps, "the screenshot must show the buttons"
-        shot = tmp / "shot.png"
-        assert screen.grab(shot) is None, "the screen must be empty before the tray speaks"
+        assert "actions" in server.GetCapabilities(dbus_interface=NOTIFY), "the screenshot must show the buttons"
 
-        state, _, order = approved_key(env, name="Li Lei")
-        env.start()
-        tray = subprocess.Popen([TRAY, "--bus", env.bus.address, "--pinentry", PINENTRY], env=desktop_env,
-                                stdout=subprocess.DEVNULL, stderr=open(tmp / "tray.log", "wb"))
-        card = env.bed.insert(state)
-        # notification-daemon fades the popup in: wait until it is still.
-        sizes = []
+    def start(self, pinentry, state):
+        self.env.start()
+        self.tray = subprocess.Popen([TRAY, "--bus", self.env.bus.address, "--pinentry", pinentry],
+                                     env=self.desktop_env, stdout=subprocess.DEVNULL,
+                                     stderr=open(self.tmp / "tray.log", "wb"))
+        self.card = self.env.bed.insert(state)
 
-        def settled():
-            sizes.append(screen.grab(shot))
-            time.sleep(0.5)
-            return sizes[-1] if len(sizes) >= 3 and sizes[-1] and sizes[-1] == sizes[-2] == sizes[-3] else None
-        width, height = wait_for("the notification on screen", settled, 30)
-        # A popup, not the whole screen, and big enough for two lines of
-        # text and the buttons.
-        assert 250 <= width <= 700 and 60 <= height <= 400, (width, height)
+    def keep(self, shot, name):
+        """Copies a screenshot where the docs' images are made."""
         assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-        name = "tray-update-now.png" if lang == "en" else f"tray-update-now.{lang}.png"
-        out_dir = pathlib.Path(os.environ.get("KEYRENEW_SCREENSHOT_DIR", env.tmp))
+        out_dir = pathlib.Path(os.environ.get("KEYRENEW_SCREENSHOT_DIR", self.env.tmp))
         shutil.copy(shot, out_dir / name)
-        assert tray.poll() is None, (tmp / "tray.log").read_text()
+
+    def tray_log(self):
+        return (self.tmp / "tray.log").read_text(errors="replace")
+
+    def stop(self):
+        if self.card:
+            self.env.bed.remove(self.card.index)
+        status = None
+        if self.tray:
+            self.tray.terminate()
+            status = self.tray.wait(timeout=10)
+        self.server.terminate()
+        self.server.wait(timeout=10)
+        self.session.stop()
+        self.screen.stop()
+        return status
+
+
+@pytest.fixture(params=list(TEXT))
+def desktop(request, env):  # noqa: F811 (the fixture from test_tray)
+    d = RealDesktop(env, request.param)
+    try:
+        yield d
     finally:
-        if card:
-            env.bed.remove(card.index)
-        if tray:
-            tray.terminate()
-            assert tray.wait(timeout=10) == 0, (tmp / "tray.log").read_text()
-        server.terminate()
-        server.wait(timeout=10)
-        session.stop()
-        screen.stop()
+        assert d.stop() in (None, 0), d.tray_log()
+
+
+def image_name(d, what):
+    return f"tray-{what}.png" if d.t is TEXT["en"] else f"tray-{what}.zh_CN.png"
+
+
+def test_screenshot_of_the_update_prompt(desktop):
+    d = desktop
+    shot = d.tmp / "shot.png"
+    assert d.screen.grab(shot) is None, "the screen must be empty before the tray speaks"
+    state, _, order = approved_key(d.env, name="Li Lei")
+    d.start(PINENTRY, state)
+    width, height = d.screen.settled(shot)
+    # A popup, not the whole screen, and big enough for two lines of
+    # text and the buttons.
+    assert 250 <= width <= 700 and 60 <= height <= 400, (width, height)
+    d.keep(shot, image_name(d, "update-now"))
+    assert d.tray.poll() is None, d.tray_log()
+
+
+def menu_entry(session, label):
+    """The status icon menu's entry whose label has label: (id, label)."""
+    watcher = session.conn.get_object("org.kde.StatusNotifierWatcher", "/StatusNotifierWatcher")
+    calls = dbus.Interface(watcher, "org.freedesktop.DBus.Mock").GetMethodCalls("RegisterStatusNotifierItem")
+    if not calls:
+        return None
+    menu = dbus.Interface(session.conn.get_object(str(calls[0][1][0]), "/MenuBar"), "com.canonical.dbusmenu")
+    _, (_, _, children) = menu.GetLayout(0, -1, dbus.Array([], signature="s"))
+    for cid, props, _ in children:
+        if label in str(props["label"]):
+            return menu, int(cid)
+    return None
+
+
+def test_pin_typed_into_the_real_pinentry(desktop):
+    """The renewal started from the status icon's menu (the notification's
+    own buttons are clicked in test_tray.py; here no program may click
+    them for notification-daemon), the tray's dialog is pinentry-gtk-2 on
+    the screen, and the PIN typed into it renews the certificate."""
+    d = desktop
+    watcher = subprocess.Popen(
+        ["/usr/bin/python3", "-m", "dbusmock", "org.kde.StatusNotifierWatcher", "/StatusNotifierWatcher",
+         "org.kde.StatusNotifierWatcher"], env=d.desktop_env, stdout=subprocess.DEVNULL)
+    try:
+        wait_for("the mock watcher", lambda: d.session.conn.name_has_owner("org.kde.StatusNotifierWatcher"))
+        mock = dbus.Interface(d.session.conn.get_object("org.kde.StatusNotifierWatcher", "/StatusNotifierWatcher"),
+                              "org.freedesktop.DBus.Mock")
+        mock.AddMethod("", "RegisterStatusNotifierItem", "s", "", "")
+        state, _, order = approved_key(d.env, name="Li Lei")
+        d.start(PINENTRY_GTK, state)
+        menu, cid = wait_for("the approved renewal in the menu", lambda: menu_entry(d.session, d.t["menu-approved"]),
+                             30)
+        menu.Event(cid, "clicked", dbus.String("", variant_level=1), dbus.UInt32(0))
+
+        def dialog():
+            found = d.screen.xdotool("search", "--onlyvisible", "--name", d.t["title"]).stdout.split()
+            return found[0] if found else None
+        window = wait_for("the PIN dialog on the screen", dialog, 30)
+        shot = d.tmp / "pin.png"
+        width, height = d.screen.settled(shot, f"-id {window}")
+        assert 250 <= width <= 900 and 100 <= height <= 500, (width, height)
+        d.keep(shot, image_name(d, "pin"))
+
+        d.screen.xdotool("type", "--delay", "30", "123456")
+        d.screen.xdotool("key", "Return")
+        wait_for("the order installed", lambda: order_state(d.env, order) == "installed", 90)
+        wait_for("the dialog gone", lambda: dialog() is None, 30)
+        assert d.tray.poll() is None, d.tray_log()
+    finally:
+        watcher.terminate()
+        watcher.wait(timeout=10)
