@@ -5,11 +5,11 @@ a real notification server, GNOME's notification-daemon. Its "Update now"
 prompt is captured (xwd, netpbm) and cropped to the notification; then
 clicked with the pointer, and the PIN typed into the dialog that opens, the
 real pinentry-gtk-2 (captured too), with xdotool's XTEST events, as from a
-mouse and a keyboard, finishes the renewal. In
-English and in Simplified Chinese (a CJK font must be installed: setup.sh
-installs fonts-wqy-microhei). The PNGs go to $KEYRENEW_SCREENSHOT_DIR when
-set (docs/images/ holds the README's), else to the test's folder. Needs
-root (the private pcscd)."""
+mouse and a keyboard, finishes the renewal. In English and in Simplified
+Chinese (a CJK font must be installed: setup.sh installs
+fonts-wqy-microhei). The PNGs go to $KEYRENEW_SCREENSHOT_DIR when set
+(docs/images/ holds the README's), else to the test's folder. Needs root
+(the private pcscd)."""
 
 import os
 import pathlib
@@ -121,20 +121,24 @@ class RealDesktop:
         self.tmp.mkdir()
         self.env = env
         self.t = TEXT[lang]
-        self.screen = Screen(self.tmp)
-        self.session = PrivateBus(self.tmp)
-        self.desktop_env = dict(os.environ, DISPLAY=self.screen.display,
-                                DBUS_SESSION_BUS_ADDRESS=self.session.address, LANG="C.UTF-8", LC_ALL="",
-                                LANGUAGE="C" if lang == "en" else lang,
-                                KEYRENEW_LOCALEDIR=str(TRAY.parents[1] / "po"), NO_AT_BRIDGE="1")
-        self.server = subprocess.Popen([NOTIFICATION_DAEMON], env=self.desktop_env, stdout=subprocess.DEVNULL,
-                                       stderr=open(self.tmp / "notification-daemon.log", "wb"))
-        self.tray = self.card = None
-        wait_for("notification-daemon", lambda: self.session.conn.name_has_owner(NOTIFY))
-        server = self.session.conn.get_object(NOTIFY, NOTIFY_PATH)
-        info = server.GetServerInformation(dbus_interface=NOTIFY)
-        assert str(info[0]) == "Notification Daemon", info
-        assert "actions" in server.GetCapabilities(dbus_interface=NOTIFY), "the screenshot must show the buttons"
+        self.screen = self.session = self.server = self.tray = self.card = None
+        try:
+            self.screen = Screen(self.tmp)
+            self.session = PrivateBus(self.tmp)
+            self.desktop_env = dict(os.environ, DISPLAY=self.screen.display,
+                                    DBUS_SESSION_BUS_ADDRESS=self.session.address, LANG="C.UTF-8", LC_ALL="",
+                                    LANGUAGE="C" if lang == "en" else lang,
+                                    KEYRENEW_LOCALEDIR=str(TRAY.parents[1] / "po"), NO_AT_BRIDGE="1")
+            self.server = subprocess.Popen([NOTIFICATION_DAEMON], env=self.desktop_env, stdout=subprocess.DEVNULL,
+                                           stderr=open(self.tmp / "notification-daemon.log", "wb"))
+            wait_for("notification-daemon", lambda: self.session.conn.name_has_owner(NOTIFY))
+            server = self.session.conn.get_object(NOTIFY, NOTIFY_PATH)
+            info = server.GetServerInformation(dbus_interface=NOTIFY)
+            assert str(info[0]) == "Notification Daemon", info
+            assert "actions" in server.GetCapabilities(dbus_interface=NOTIFY), "the test needs the buttons"
+        except BaseException:
+            self.stop()
+            raise
 
     def start(self, pinentry, state):
         self.env.start()
@@ -153,16 +157,20 @@ class RealDesktop:
         return (self.tmp / "tray.log").read_text(errors="replace")
 
     def stop(self):
+        """Stops what was started; the tray's exit status, None without one."""
         if self.card:
             self.env.bed.remove(self.card.index)
         status = None
         if self.tray:
             self.tray.terminate()
             status = self.tray.wait(timeout=10)
-        self.server.terminate()
-        self.server.wait(timeout=10)
-        self.session.stop()
-        self.screen.stop()
+        if self.server:
+            self.server.terminate()
+            self.server.wait(timeout=10)
+        if self.session:
+            self.session.stop()
+        if self.screen:
+            self.screen.stop()
         return status
 
 
