@@ -128,7 +128,8 @@ class RealDesktop:
             self.desktop_env = dict(os.environ, DISPLAY=self.screen.display,
                                     DBUS_SESSION_BUS_ADDRESS=self.session.address, LANG="C.UTF-8", LC_ALL="",
                                     LANGUAGE="C" if lang == "en" else lang,
-                                    KEYRENEW_LOCALEDIR=str(TRAY.parents[1] / "po"), NO_AT_BRIDGE="1")
+                                    KEYRENEW_LOCALEDIR=str(TRAY.parents[1] / "po"), NO_AT_BRIDGE="1",
+                                    XDG_STATE_HOME=str(self.tmp / "state"))
             self.server = subprocess.Popen([NOTIFICATION_DAEMON], env=self.desktop_env, stdout=subprocess.DEVNULL,
                                            stderr=open(self.tmp / "notification-daemon.log", "wb"))
             wait_for("notification-daemon", lambda: self.session.conn.name_has_owner(NOTIFY))
