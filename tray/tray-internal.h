@@ -7,8 +7,8 @@
 #include <systemd/sd-bus.h>
 
 #include "tray-pinentry.h"
+#include "tray-record.h"
 #include "tray-sni.h"
-#include "tray-warned.h"
 #include "tray.h"
 
 #define BUS_ROOT_PATH "/org/keyrenew/KeyRenew1"
@@ -68,9 +68,10 @@ struct Tray {
         TrayOptions options;
         sd_bus *bus;
         GHashTable *tokens, *certs, *notes;
-        TrayWarned *warned;
-        TraySni *sni; /* NULL: no status icon */
-        bool actions; /* the notification server shows buttons */
+        TrayRecord *warned;  /* the last expiry threshold shown, per certificate */
+        TrayRecord *snoozed; /* until when "Later" put a prompt off, per certificate object */
+        TraySni *sni;        /* NULL: no status icon */
+        bool actions;        /* the notification server shows buttons */
         bool markup;
         sd_bus_slot *agent_object;
         bool registered;

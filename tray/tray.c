@@ -288,15 +288,16 @@ static void warn_expiry(Tray *t, TrayCert *c, uint32_t days_left, unsigned thres
         const char *state = c->renewal_state ? c->renewal_state : "none";
         g_autofree char *id = NULL;
         TrayNote *note;
+        uint64_t shown;
 
         if (strcmp(state, "none") != 0 && strcmp(state, "unknown") != 0 && strcmp(state, "installed") != 0)
                 return;
         id = g_strdup_printf("%s:%s", c->issuer_hash ? c->issuer_hash : "", c->serial ? c->serial : "");
         note = tray_note(t, c->path);
-        if (!note || note->busy || !tray_warned_is_new(t->warned, id, threshold))
+        if (!note || note->busy || (tray_record_get(t->warned, id, &shown) && shown <= threshold))
                 return;
         note_expiring(note, c, days_left);
-        if (tray_warned_record(t->warned, id, threshold) < 0)
+        if (tray_record_set(t->warned, id, threshold) < 0)
                 g_warning("Cannot remember the expiry warning of %s", id);
 }
 
@@ -422,6 +423,34 @@ static int add_matches(Tray *t) {
                 on_owner_changed, NULL, t);
 }
 
+static gboolean on_snooze_over(gpointer userdata);
+
+/* Keeps note's prompts away for usec from now. */
+static void snooze_for(TrayNote *note, uint64_t usec) {
+        if (note->snooze_timer)
+                g_source_remove(note->snooze_timer);
+        note->snoozed_until = g_get_monotonic_time() + (int64_t) usec;
+        note->snooze_timer = g_timeout_add_seconds((guint) CLAMP(usec / G_USEC_PER_SEC, 1, G_MAXUINT),
+                                                   on_snooze_over, note);
+}
+
+static void snooze_forget(TrayNote *note) {
+        if (tray_record_unset(note->tray->snoozed, note->cert) < 0)
+                g_warning("Cannot forget that %s was put off", note->cert);
+}
+
+/* A "Later" of an earlier tray (before a logout) still holds. */
+static void snooze_restore(TrayNote *note) {
+        uint64_t until, now = (uint64_t) g_get_real_time() / G_USEC_PER_SEC;
+
+        if (!tray_record_get(note->tray->snoozed, note->cert, &until))
+                return;
+        if (until > now)
+                snooze_for(note, (until - now) * G_USEC_PER_SEC);
+        else
+                snooze_forget(note);
+}
+
 TrayNote *tray_note(Tray *t, const char *cert) {
         TrayNote *note = g_hash_table_lookup(t->notes, cert);
 
@@ -434,6 +463,7 @@ TrayNote *tray_note(Tray *t, const char *cert) {
         }
         note->tray = t;
         g_hash_table_insert(t->notes, note->cert, note);
+        snooze_restore(note);
         return note;
 }
 
@@ -446,6 +476,7 @@ static gboolean on_snooze_over(gpointer userdata) {
 
         note->snooze_timer = 0;
         note->snoozed_until = 0;
+        snooze_forget(note);
         /* The prompt is due again, even for the same state. */
         free(note->prompted);
         note->prompted = NULL;
@@ -455,13 +486,12 @@ static gboolean on_snooze_over(gpointer userdata) {
 
 void tray_snooze(TrayNote *note) {
         uint64_t usec = note->tray->options.snooze_usec;
+        uint64_t now = (uint64_t) g_get_real_time() / G_USEC_PER_SEC;
 
         note_close(note);
-        if (note->snooze_timer)
-                g_source_remove(note->snooze_timer);
-        note->snoozed_until = g_get_monotonic_time() + (int64_t) usec;
-        note->snooze_timer =
-                g_timeout_add_seconds((guint) MIN(usec / G_USEC_PER_SEC, G_MAXUINT), on_snooze_over, note);
+        snooze_for(note, usec);
+        if (tray_record_set(note->tray->snoozed, note->cert, now + usec / G_USEC_PER_SEC) < 0)
+                g_warning("Cannot remember that %s was put off; a new login asks again", note->cert);
 }
 
 /* What a certificate in this state asks of the user, as a key that
@@ -657,7 +687,9 @@ int tray_new(const TrayOptions *options, Tray **ret) {
         t->certs = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify) cert_free);
         t->notes = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, notes_free);
         read_server_caps(t);
-        r = tray_warned_load(&t->warned);
+        r = tray_record_load("warned", &t->warned);
+        if (r >= 0)
+                r = tray_record_load("snoozed", &t->snoozed);
         if (r >= 0)
                 r = tray_bus_open(options->bus, &t->bus);
         if (r >= 0)
@@ -695,7 +727,8 @@ Tray *tray_free(Tray *t) {
                 g_hash_table_destroy(t->certs);
         if (t->tokens)
                 g_hash_table_destroy(t->tokens);
-        tray_warned_free(t->warned);
+        tray_record_free(t->warned);
+        tray_record_free(t->snoozed);
         free(t);
         return NULL;
 }

@@ -350,22 +350,30 @@ def test_cancel_at_the_pin_dialog(env, desktop):
 
 
 def test_later_snoozes(env, desktop):
+    """"Later" keeps the prompt away for the snooze (20 s here): through the
+    key pulled out and plugged in again, and through a new tray (the next
+    login), which reads until when from $XDG_STATE_HOME."""
     d = desktop
     state, _, order = approved_key(env)
     env.start()
-    d.start("--snooze", "10s")
+    d.start("--snooze", "20s")
     card = env.bed.insert(state)
     try:
         i, note = d.wait_note(d.t["approved"])
         d.click(note, "later")
+        later = time.monotonic()
         wait_for("the notification withdrawn", lambda: note["id"] in d.closed())
         # Pulled out and in again while snoozed: no nagging.
         env.bed.remove(card.index)
         card = env.bed.insert(state)
         time.sleep(3)
         assert len(d.notes()) == i + 1, d.notes()
-        assert not d.dialogs()
+        d.tray.terminate()
+        assert d.tray.wait(timeout=10) == 0, d.output()
+        d.start("--snooze", "20s")
         d.wait_note(d.t["approved"], after=i + 1, timeout=75)
+        assert time.monotonic() - later >= 19, "the tray started again forgot the snooze"
+        assert not d.dialogs()
     finally:
         env.bed.remove(card.index)
 
