@@ -466,7 +466,13 @@ def start_tray(box, build, address, desktop, pinentry):
         args += ["--pinentry", pinentry]
     if uid != os.getuid():
         args = ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--init-groups", "--", *args]
-    return box.spawn("keyrenew-tray", args, cwd="/", env=dict(env, KEYRENEW_LOCALEDIR=str(build / "po")))
+    # What the tray remembers (warnings shown, "Later") stays in the sandbox,
+    # not in the person's own ~/.local/state.
+    state = box.dir / "tray-state"
+    state.mkdir()
+    os.chown(state, uid, gid)
+    return box.spawn("keyrenew-tray", args, cwd="/",
+                     env=dict(env, KEYRENEW_LOCALEDIR=str(build / "po"), XDG_STATE_HOME=str(state)))
 
 
 def follow_tray(address, box, token, tray, timeout=600):
