@@ -439,14 +439,16 @@ static void snooze_forget(TrayNote *note) {
                 g_warning("Cannot forget that %s was put off", note->cert);
 }
 
-/* A "Later" of an earlier tray (before a logout) still holds. */
+/* A "Later" of an earlier tray (before a logout) still holds, for no
+ * longer than this tray's own snooze: the file is the user's to edit. */
 static void snooze_restore(TrayNote *note) {
         uint64_t until, now = (uint64_t) g_get_real_time() / G_USEC_PER_SEC;
+        uint64_t most = note->tray->options.snooze_usec / G_USEC_PER_SEC;
 
         if (!tray_record_get(note->tray->snoozed, note->cert, &until))
                 return;
         if (until > now)
-                snooze_for(note, (until - now) * G_USEC_PER_SEC);
+                snooze_for(note, MIN(until - now, most) * G_USEC_PER_SEC);
         else
                 snooze_forget(note);
 }

@@ -378,6 +378,27 @@ def test_later_snoozes(env, desktop):
         env.bed.remove(card.index)
 
 
+def test_snooze_in_the_file_no_longer_than_the_trays(env, desktop):
+    """A snooze in the file longer than the tray's own --snooze (written
+    by hand, or by a tray started with a longer one) holds for the tray's
+    at most."""
+    d = desktop
+    state, _, order = approved_key(env)
+    env.start()
+    card = env.bed.insert(state)
+    try:
+        cert = env.cert_path(serial_of(state))
+        record = pathlib.Path(d.tray_env["XDG_STATE_HOME"]) / "keyrenew-tray" / "snoozed"
+        record.parent.mkdir(parents=True)
+        record.write_text(f"{cert} {int(time.time()) + 3600}\n")
+        d.start("--snooze", "5s")
+        started = time.monotonic()
+        d.wait_note(d.t["approved"], timeout=60)
+        assert time.monotonic() - started >= 4, "the snooze in the file was not kept"
+    finally:
+        env.bed.remove(card.index)
+
+
 def test_key_not_inserted_then_inserted(env, desktop):
     d = desktop
     state, _, order = approved_key(env)
