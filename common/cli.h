@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #pragma once
 
-/* The options every keyrenew program shares: --help and --version. */
+/* What every keyrenew program's command line shares: --version, and how it
+ * tells the user about options and arguments it does not take. */
 
 typedef struct CliProgram {
         const char *name;    /* argv[0] as documented: "keyrenewd" */
         const char *summary; /* one line: what the program is (translatable) */
-        const char *notice;  /* a paragraph after the options, or NULL */
 } CliProgram;
 
 typedef enum CliAction {
@@ -15,8 +15,11 @@ typedef enum CliAction {
 } CliAction;
 
 void cli_print_version(const CliProgram *p);
-void cli_print_help(const CliProgram *p);
 
-/* Parses argv for --help/-h and --version/-V. Returns CLI_RUN or CLI_EXIT,
- * or -EINVAL after telling the user (on stderr) what was wrong with argv. */
-int cli_parse_standard(const CliProgram *p, int argc, char **argv, CliAction *ret_action);
+/* Tells the user (on stderr) that arg is an option p does not know, and
+ * where to look. Returns -EINVAL. */
+int cli_unknown_option(const CliProgram *p, const char *arg);
+
+/* After getopt_long(): -EINVAL, having told the user, when argv holds an
+ * argument past the options (p takes none); 0 otherwise. */
+int cli_no_arguments(const CliProgram *p, int argc, char **argv);

@@ -35,7 +35,6 @@ typedef struct Args {
 static const CliProgram program = {
         .name = "keyrenewctl",
         .summary = N_("Shows keys and certificates and renews them through keyrenewd."),
-        .notice = NULL,
 };
 
 static void print_help(void) {

@@ -96,16 +96,11 @@ static int parse(int argc, char **argv, TrayOptions *ret, CliAction *ret_action)
                         *ret_action = CLI_EXIT;
                         return 0;
                 default:
-                        fprintf(stderr, _("%s: unknown option '%s'. Run '%s --help' to see the options.\n"),
-                                program.name, argv[optind - 1], program.name);
-                        return -EINVAL;
+                        return cli_unknown_option(&program, argv[optind - 1]);
                 }
         }
-        if (optind < argc) {
-                fprintf(stderr, _("%s: unexpected argument '%s'. Run '%s --help' to see the options.\n"),
-                        program.name, argv[optind], program.name);
+        if (cli_no_arguments(&program, argc, argv) < 0)
                 return -EINVAL;
-        }
         *ret = o;
         *ret_action = CLI_RUN;
         return 0;
